@@ -1,0 +1,1 @@
+//! Benchmarks for wajah live in benches/benches.

@@ -1,0 +1,129 @@
+//! One error type for the whole engine.
+//!
+//! Every variant is either a *user error* (the input was wrong: a photo with no face, an invalid NIK)
+//! or an *internal error* (a model failed to load, the store is broken). [`Error::is_user_error`]
+//! tells them apart and [`Error::code`] gives the stable snake_case code that clients see.
+
+use std::path::PathBuf;
+
+/// Result with the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input bytes were empty.
+    #[error("the photo is empty")]
+    EmptyInput,
+    /// The bytes are not an image in a supported format, or the image is corrupt.
+    #[error("unsupported or corrupt image: {reason}")]
+    UnsupportedImage { reason: String },
+    /// The image exceeds a configured limit (bytes, width, height or pixel count).
+    #[error("image too large: {what} is {actual}, the limit is {limit}")]
+    ImageTooLarge { what: &'static str, actual: u64, limit: u64 },
+    /// No face was found.
+    #[error("no face found in the photo")]
+    NoFace,
+    /// More than one face was found where exactly one is required.
+    #[error("{count} faces found in the photo; exactly one is required")]
+    MultipleFaces { count: usize },
+    /// The face is smaller than the configured minimum (inter-ocular distance in pixels).
+    #[error("the face is too small: {actual:.1} px between the eyes, at least {min:.1} px required")]
+    FaceTooSmall { actual: f32, min: f32 },
+    /// The capture fails quality checks.
+    #[error("the photo fails capture checks: {}", list(reasons))]
+    LowQuality { reasons: Vec<String> },
+    /// A NIK (Indonesian national identity number) failed validation.
+    #[error("invalid NIK: {reason}")]
+    InvalidNik { reason: String },
+    /// The subject has no enrolment.
+    #[error("subject is not enrolled")]
+    NotEnrolled,
+    /// A template was made by another model (or model version) than the one in use.
+    #[error("template was made by model {found}, the engine uses {expected}; they cannot be compared")]
+    ModelMismatch { expected: String, found: String },
+    /// Two templates (or a template and an index) have different dimensions.
+    #[error("dimension mismatch: expected {expected}, found {found}")]
+    DimensionMismatch { expected: usize, found: usize },
+    /// A caller-supplied argument is out of range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// Configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A model file is missing, has the wrong checksum, or does not have the expected inputs/outputs.
+    #[error("model {}: {reason}", path.display())]
+    Model { path: PathBuf, reason: String },
+    /// ONNX Runtime failed while running a model.
+    #[error("inference failed: {0}")]
+    Inference(String),
+    /// The template store failed.
+    #[error("template store: {0}")]
+    Store(String),
+    /// Encryption or decryption of a stored template failed.
+    #[error("template encryption: {0}")]
+    Crypto(String),
+    /// The search index failed.
+    #[error("index: {0}")]
+    Index(String),
+    /// An I/O error.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn list(reasons: &[String]) -> String {
+    reasons.join(", ")
+}
+
+impl Error {
+    /// True when the caller's input caused the error (HTTP 4xx), false for internal failures (5xx).
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            Error::EmptyInput
+            | Error::UnsupportedImage { .. }
+            | Error::ImageTooLarge { .. }
+            | Error::NoFace
+            | Error::MultipleFaces { .. }
+            | Error::FaceTooSmall { .. }
+            | Error::LowQuality { .. }
+            | Error::InvalidNik { .. }
+            | Error::NotEnrolled
+            | Error::ModelMismatch { .. }
+            | Error::DimensionMismatch { .. }
+            | Error::InvalidArgument(_) => true,
+            Error::Config(_)
+            | Error::Model { .. }
+            | Error::Inference(_)
+            | Error::Store(_)
+            | Error::Crypto(_)
+            | Error::Index(_)
+            | Error::Io(_) => false,
+        }
+    }
+
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::EmptyInput => "empty_image",
+            Error::UnsupportedImage { .. } => "unsupported_image",
+            Error::ImageTooLarge { .. } => "image_too_large",
+            Error::NoFace => "no_face",
+            Error::MultipleFaces { .. } => "multiple_faces",
+            Error::FaceTooSmall { .. } => "face_too_small",
+            Error::LowQuality { .. } => "low_quality",
+            Error::InvalidNik { .. } => "invalid_nik",
+            Error::NotEnrolled => "not_enrolled",
+            Error::ModelMismatch { .. } => "model_mismatch",
+            Error::DimensionMismatch { .. } => "dimension_mismatch",
+            Error::InvalidArgument(_) => "invalid_argument",
+            Error::Config(_) => "config",
+            Error::Model { .. } => "model",
+            Error::Inference(_) => "inference",
+            Error::Store(_) => "store",
+            Error::Crypto(_) => "crypto",
+            Error::Index(_) => "index",
+            Error::Io(_) => "io",
+        }
+    }
+}
