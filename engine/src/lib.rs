@@ -1,12 +1,39 @@
 //! wajah: face verification for digital-ID registration.
 //!
-//! A photo goes through `decode -> detect -> align -> quality -> embed` and becomes a [`Template`];
-//! two templates give a [`Score`], and a [`Decision`] against a threshold.
+//! A photo goes `decode -> detect -> align -> quality -> embed` and becomes a [`Template`]; two
+//! templates give a [`Score`] and a [`Decision`] against a threshold.
+//!
+//! ```no_run
+//! use wajah::{Engine, EngineConfig};
+//!
+//! let engine = Engine::new(EngineConfig::default())?;
+//! let ktp = engine.template(&std::fs::read("ktp.jpg")?)?;
+//! let (decision, _) = engine.verify(&std::fs::read("selfie.jpg")?, &ktp)?;
+//! println!("match: {} (score {:.3}, threshold {:.3})", decision.matched, decision.score.0, decision.threshold);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+mod align;
+mod decode;
+mod detect;
+mod embed;
 mod embedding;
 mod error;
+mod manifest;
+mod pipeline;
+mod quality;
+mod runtime;
 mod similarity;
+mod warp;
 // modules: other crates' work adds lines here
 
+pub use align::{AlignedFace, TEMPLATE_112, align, similarity_transform};
+pub use decode::{DecodeLimits, Photo, decode};
+pub use detect::{BBox, DetectPolicy, Detector, Face, Point, find_faces, landmark, nms};
+pub use embed::Embedder;
 pub use embedding::{Embedding, Score, Template};
 pub use error::{Error, Result};
+pub use manifest::{DEFAULT_MANIFEST, DetectorSpec, Manifest, RecognizerSpec, RuntimeSpec};
+pub use pipeline::{Decision, Detection, Engine, EngineConfig, FaceAnalysis, FacePolicy, Timings};
+pub use quality::{QualityIssue, QualityReport, QualityThresholds, assess};
+pub use warp::{Affine, resize, warp_affine};

@@ -1,1 +1,149 @@
-fn main() {}
+//! `wajah`: command-line face detection and comparison.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use image::{Rgb, RgbImage};
+use imageproc::drawing::{draw_filled_circle_mut, draw_hollow_rect_mut};
+use imageproc::rect::Rect;
+use serde_json::{Value, json};
+use wajah::{Engine, EngineConfig, Face, FaceAnalysis, FacePolicy};
+
+#[derive(Parser)]
+#[command(name = "wajah", version, about = "Face verification for digital-ID registration")]
+struct Cli {
+    #[command(flatten)]
+    engine: EngineArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct EngineArgs {
+    /// Directory with the model files (as provisioned by `make setup`).
+    #[arg(long, env = "WAJAH_MODELS_DIR", global = true)]
+    models_dir: Option<PathBuf>,
+    /// The ONNX Runtime shared library.
+    #[arg(long, env = "WAJAH_ONNXRUNTIME", global = true)]
+    onnxruntime: Option<PathBuf>,
+    /// Threads per inference call.
+    #[arg(long, default_value_t = 1, global = true)]
+    threads: usize,
+    /// With several faces in a photo, use the largest instead of refusing.
+    #[arg(long, global = true)]
+    largest: bool,
+    /// Match threshold (cosine); default from the model manifest.
+    #[arg(long, global = true)]
+    threshold: Option<f32>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compare the faces of two photos.
+    Compare { a: PathBuf, b: PathBuf },
+    /// Find all faces in a photo.
+    Detect {
+        image: PathBuf,
+        /// Write the photo with boxes and landmarks drawn to this PNG.
+        #[arg(long)]
+        draw: Option<PathBuf>,
+    },
+}
+
+impl EngineArgs {
+    fn engine(&self) -> Result<Engine> {
+        let mut config = EngineConfig::default();
+        if let Some(dir) = &self.models_dir {
+            config.models_dir = dir.clone();
+        }
+        if let Some(lib) = &self.onnxruntime {
+            config.onnxruntime = lib.clone();
+        }
+        config.intra_threads = self.threads;
+        config.threshold = self.threshold;
+        if self.largest {
+            config.face_policy = FacePolicy::Largest;
+        }
+        Engine::new(config).context("loading the engine")
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let engine = cli.engine.engine()?;
+    let out = match &cli.command {
+        Command::Compare { a, b } => compare(&engine, a, b)?,
+        Command::Detect { image, draw } => detect(&engine, image, draw.as_deref())?,
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn face_json(face: &Face) -> Value {
+    json!({ "bbox": face.bbox, "landmarks": face.landmarks, "score": face.score })
+}
+
+fn analysis_json(path: &Path, a: &FaceAnalysis) -> Value {
+    json!({
+        "file": path,
+        "faces_found": a.faces_found,
+        "face": face_json(&a.face),
+        "quality": a.quality,
+        "timings_ms": a.timings,
+    })
+}
+
+fn compare(engine: &Engine, a: &Path, b: &Path) -> Result<Value> {
+    let fa = engine.analyze(&read(a)?).with_context(|| format!("{}", a.display()))?;
+    let fb = engine.analyze(&read(b)?).with_context(|| format!("{}", b.display()))?;
+    let decision = engine.compare(&fa.template, &fb.template)?;
+    Ok(json!({
+        "a": analysis_json(a, &fa),
+        "b": analysis_json(b, &fb),
+        "model": engine.model_id(),
+        "score": decision.score,
+        "threshold": decision.threshold,
+        "matched": decision.matched,
+        "decision": if decision.matched { "match" } else { "no_match" },
+    }))
+}
+
+fn detect(engine: &Engine, path: &Path, draw: Option<&Path>) -> Result<Value> {
+    let photo = engine.decode(&read(path)?)?;
+    let faces = engine.faces(&photo.image)?;
+    if let Some(out) = draw {
+        let mut canvas = photo.image.clone();
+        draw_faces(&mut canvas, &faces);
+        canvas.save(out).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(json!({
+        "file": path,
+        "format": photo.format,
+        "width": photo.image.width(),
+        "height": photo.image.height(),
+        "faces": faces.iter().map(face_json).collect::<Vec<_>>(),
+    }))
+}
+
+/// Boxes in green, landmarks in the order right eye, left eye, nose, right mouth, left mouth.
+fn draw_faces(canvas: &mut RgbImage, faces: &[Face]) {
+    const COLOURS: [Rgb<u8>; 5] =
+        [Rgb([255, 0, 0]), Rgb([0, 0, 255]), Rgb([0, 255, 255]), Rgb([255, 0, 255]), Rgb([255, 255, 0])];
+    let thickness = (canvas.width().max(canvas.height()) / 400).max(1) as i32;
+    for face in faces {
+        let b = face.bbox;
+        for t in 0..thickness {
+            let rect = Rect::at(b.x as i32 - t, b.y as i32 - t)
+                .of_size((b.width as i32 + 2 * t).max(1) as u32, (b.height as i32 + 2 * t).max(1) as u32);
+            draw_hollow_rect_mut(canvas, rect, Rgb([0, 255, 0]));
+        }
+        for (p, colour) in face.landmarks.iter().zip(COLOURS) {
+            draw_filled_circle_mut(canvas, (p.x as i32, p.y as i32), thickness + 1, colour);
+        }
+    }
+}

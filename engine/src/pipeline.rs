@@ -1,0 +1,391 @@
+//! The [`Engine`]: photo bytes -> face -> template, and template comparison.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use image::RgbImage;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::align::{AlignedFace, align};
+use crate::decode::{DecodeLimits, Photo, decode};
+use crate::detect::{DetectPolicy, Detector, Face, YuNet, find_faces};
+use crate::embed::{Embedder, OnnxEmbedder};
+use crate::embedding::{Score, Template};
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::quality::{QualityReport, QualityThresholds, assess};
+use crate::runtime::{self, SessionOptions};
+
+/// What to do when a photo shows more than one face.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FacePolicy {
+    /// Refuse with [`Error::MultipleFaces`] (the default: an ID photo or a selfie shows one person).
+    #[default]
+    Single,
+    /// Take the largest face (by eye distance); others are ignored.
+    Largest,
+}
+
+/// Engine settings. `Default` reads models from `.cache/` under the current directory, where
+/// `make setup` puts them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Directory holding the model files named in the manifest.
+    pub models_dir: PathBuf,
+    /// Path of the ONNX Runtime shared library.
+    pub onnxruntime: PathBuf,
+    /// Model manifest; `None` uses the one compiled in.
+    pub manifest: Option<PathBuf>,
+    /// Threads inside one inference call.
+    pub intra_threads: usize,
+    /// Sessions per model (concurrent inferences).
+    pub sessions: usize,
+    /// Match threshold (cosine); `None` uses the manifest's.
+    pub threshold: Option<f32>,
+    /// What to do with several faces.
+    pub face_policy: FacePolicy,
+    /// Detection resolution policy.
+    pub detect: DetectPolicy,
+    /// Capture check limits.
+    pub quality: QualityThresholds,
+    /// Refuse captures with quality issues (otherwise they are reported only).
+    pub reject_low_quality: bool,
+    /// Decoding limits.
+    pub limits: DecodeLimits,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self::in_dir(Path::new("."))
+    }
+}
+
+impl EngineConfig {
+    /// Settings reading models and runtime from `root/.cache`, as `make setup` provisions them.
+    pub fn in_dir(root: &Path) -> Self {
+        let runtime = Manifest::builtin().map(|m| m.runtime.library).unwrap_or_default();
+        Self {
+            models_dir: root.join(".cache/models"),
+            onnxruntime: root.join(".cache/onnxruntime").join(runtime),
+            manifest: None,
+            intra_threads: 1,
+            sessions: 1,
+            threshold: None,
+            face_policy: FacePolicy::Single,
+            detect: DetectPolicy::default(),
+            quality: QualityThresholds::default(),
+            reject_low_quality: false,
+            limits: DecodeLimits::default(),
+        }
+    }
+
+    /// Checks every value.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first bad value.
+    pub fn validate(&self) -> Result<()> {
+        if self.intra_threads == 0 || self.intra_threads > 256 {
+            return Err(Error::Config(format!("intra_threads {} is outside 1..=256", self.intra_threads)));
+        }
+        if self.sessions == 0 || self.sessions > 256 {
+            return Err(Error::Config(format!("sessions {} is outside 1..=256", self.sessions)));
+        }
+        if let Some(t) = self.threshold {
+            if !(-1.0..=1.0).contains(&t) {
+                return Err(Error::Config(format!("threshold {t} is outside [-1, 1]")));
+            }
+        }
+        self.detect.validate()
+    }
+}
+
+/// The outcome of comparing two templates, with its evidence.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// `score >= threshold`.
+    pub matched: bool,
+    /// Cosine similarity.
+    pub score: Score,
+    /// The threshold applied.
+    pub threshold: f32,
+}
+
+/// Milliseconds spent per stage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Decoding and orientation.
+    pub decode_ms: f64,
+    /// Face detection (both passes).
+    pub detect_ms: f64,
+    /// Alignment.
+    pub align_ms: f64,
+    /// Capture checks.
+    pub quality_ms: f64,
+    /// Embedding.
+    pub embed_ms: f64,
+}
+
+/// Everything learnt from one photo on the way to its template.
+#[derive(Clone, Debug)]
+pub struct FaceAnalysis {
+    /// The face the template was made from.
+    pub face: Face,
+    /// How many faces the detector found.
+    pub faces_found: usize,
+    /// Capture checks.
+    pub quality: QualityReport,
+    /// The template.
+    pub template: Template,
+    /// The aligned crop that was embedded.
+    pub aligned: AlignedFace,
+    /// Photo width and height after orientation.
+    pub photo_size: (u32, u32),
+    /// sha256 of the photo bytes (hex).
+    pub photo_sha256: String,
+    /// Time per stage.
+    pub timings: Timings,
+}
+
+/// Faces found in a photo.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Detection {
+    /// Photo width after orientation.
+    pub width: u32,
+    /// Photo height after orientation.
+    pub height: u32,
+    /// Faces, highest score first.
+    pub faces: Vec<Face>,
+}
+
+/// The face verification engine: owns the models and the settings.
+pub struct Engine {
+    config: EngineConfig,
+    detector: Box<dyn Detector>,
+    embedder: Box<dyn Embedder>,
+    threshold: f32,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+impl Engine {
+    /// Loads the runtime and models named by `config` (checking every checksum).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for bad settings, [`Error::Model`] for missing or altered files.
+    pub fn new(config: EngineConfig) -> Result<Self> {
+        config.validate()?;
+        let manifest = match &config.manifest {
+            Some(path) => Manifest::load(path)?,
+            None => Manifest::builtin()?,
+        };
+        runtime::read_verified(&config.onnxruntime, &manifest.runtime.sha256)?;
+        let env = runtime::environment(&config.onnxruntime)?;
+        let options = SessionOptions { intra_threads: config.intra_threads, sessions: config.sessions };
+        let detector = YuNet::load(env, &config.models_dir, &manifest.detector, options)?;
+        let embedder = OnnxEmbedder::load(env, &config.models_dir, &manifest.recognizer, options)?;
+        let threshold = config.threshold.unwrap_or(manifest.recognizer.threshold);
+        Ok(Self { config, detector: Box::new(detector), embedder: Box::new(embedder), threshold })
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Identity of the recogniser; stored with every template.
+    pub fn model_id(&self) -> &str {
+        self.embedder.model_id()
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.embedder.dim()
+    }
+
+    /// The match threshold in use.
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
+    /// Decodes photo bytes under the configured limits.
+    ///
+    /// # Errors
+    /// See [`decode`].
+    pub fn decode(&self, bytes: &[u8]) -> Result<Photo> {
+        decode(bytes, &self.config.limits)
+    }
+
+    /// All faces in a decoded image.
+    ///
+    /// # Errors
+    /// [`Error::Inference`] when the detector fails.
+    pub fn faces(&self, image: &RgbImage) -> Result<Vec<Face>> {
+        find_faces(self.detector.as_ref(), image, &self.config.detect)
+    }
+
+    /// The raw detector on an image at its own resolution (no resizing, no second pass).
+    ///
+    /// # Errors
+    /// [`Error::Inference`] when the detector fails.
+    pub fn detect_native(&self, image: &RgbImage) -> Result<Vec<Face>> {
+        self.detector.detect(image)
+    }
+
+    /// Decodes a photo and finds all faces.
+    ///
+    /// # Errors
+    /// Decoding errors, or [`Error::Inference`].
+    pub fn detect(&self, bytes: &[u8]) -> Result<Detection> {
+        let photo = self.decode(bytes)?;
+        let faces = self.faces(&photo.image)?;
+        Ok(Detection { width: photo.image.width(), height: photo.image.height(), faces })
+    }
+
+    /// Aligns a face of `image` for the recogniser.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for degenerate landmarks.
+    pub fn align(&self, image: &RgbImage, face: &Face) -> Result<AlignedFace> {
+        let (w, h) = self.embedder.input_size();
+        align(image, face, w, h)
+    }
+
+    /// Templates for aligned faces (batched through the recogniser).
+    ///
+    /// # Errors
+    /// [`Error::Inference`] when the recogniser fails.
+    pub fn embed(&self, faces: &[&AlignedFace]) -> Result<Vec<Template>> {
+        let model = self.model_id().to_string();
+        Ok(self
+            .embedder
+            .embed(faces)?
+            .into_iter()
+            .map(|embedding| Template { model: model.clone(), embedding })
+            .collect())
+    }
+
+    /// Photo bytes -> the one face (under the configured [`FacePolicy`]) -> template.
+    ///
+    /// # Errors
+    /// Decoding errors, [`Error::NoFace`], [`Error::MultipleFaces`], [`Error::FaceTooSmall`],
+    /// [`Error::LowQuality`] (only with `reject_low_quality`), or internal errors.
+    pub fn analyze(&self, bytes: &[u8]) -> Result<FaceAnalysis> {
+        self.analyze_with(bytes, self.config.face_policy)
+    }
+
+    /// [`Engine::analyze`] with an explicit face policy.
+    ///
+    /// # Errors
+    /// As [`Engine::analyze`].
+    pub fn analyze_with(&self, bytes: &[u8], policy: FacePolicy) -> Result<FaceAnalysis> {
+        let start = Instant::now();
+        let photo = self.decode(bytes)?;
+        let decode_ms = ms(start);
+        let photo_sha256 = hex::encode(Sha256::digest(bytes));
+        let mut analysis = self.analyze_image(&photo.image, policy)?;
+        analysis.timings.decode_ms = decode_ms;
+        analysis.photo_sha256 = photo_sha256;
+        Ok(analysis)
+    }
+
+    /// [`Engine::analyze_with`] on an already decoded image (`photo_sha256` is left empty).
+    ///
+    /// # Errors
+    /// As [`Engine::analyze`], without decoding errors.
+    pub fn analyze_image(&self, image: &RgbImage, policy: FacePolicy) -> Result<FaceAnalysis> {
+        let mut timings = Timings::default();
+        let t = Instant::now();
+        let faces = self.faces(image)?;
+        timings.detect_ms = ms(t);
+        let face = self.select(&faces, policy)?;
+
+        let t = Instant::now();
+        let aligned = self.align(image, &face)?;
+        timings.align_ms = ms(t);
+
+        let t = Instant::now();
+        let quality = assess(&face, &aligned, image.dimensions(), &self.config.quality);
+        timings.quality_ms = ms(t);
+        if self.config.reject_low_quality && !quality.is_good() {
+            return Err(Error::LowQuality {
+                reasons: quality.issues.iter().map(|i| i.as_str().into()).collect(),
+            });
+        }
+
+        let t = Instant::now();
+        let template =
+            self.embed(&[&aligned])?.pop().ok_or_else(|| Error::Inference("no embedding".into()))?;
+        timings.embed_ms = ms(t);
+        Ok(FaceAnalysis {
+            face,
+            faces_found: faces.len(),
+            quality,
+            template,
+            aligned,
+            photo_size: image.dimensions(),
+            photo_sha256: String::new(),
+            timings,
+        })
+    }
+
+    /// Picks the face to use: faces too small to recognise do not count as "another face".
+    fn select(&self, faces: &[Face], policy: FacePolicy) -> Result<Face> {
+        let min = self.config.quality.min_interocular_px;
+        let largest = |fs: &mut dyn Iterator<Item = &Face>| {
+            fs.max_by(|a, b| a.interocular().total_cmp(&b.interocular())).copied()
+        };
+        let Some(biggest) = largest(&mut faces.iter()) else { return Err(Error::NoFace) };
+        let usable: Vec<&Face> = faces.iter().filter(|f| f.interocular() >= min).collect();
+        match (usable.len(), policy) {
+            (0, _) => Err(Error::FaceTooSmall { actual: biggest.interocular(), min }),
+            (1, _) | (_, FacePolicy::Largest) => Ok(biggest),
+            (count, FacePolicy::Single) => Err(Error::MultipleFaces { count }),
+        }
+    }
+
+    /// Photo bytes -> template, under the configured policy.
+    ///
+    /// # Errors
+    /// As [`Engine::analyze`].
+    pub fn template(&self, bytes: &[u8]) -> Result<Template> {
+        Ok(self.analyze(bytes)?.template)
+    }
+
+    /// Analyses many photos in parallel (rayon), one result per photo, in order.
+    pub fn analyze_batch(&self, photos: &[&[u8]]) -> Vec<Result<FaceAnalysis>> {
+        photos.par_iter().map(|bytes| self.analyze(bytes)).collect()
+    }
+
+    /// Compares two templates against the engine's threshold.
+    ///
+    /// # Errors
+    /// [`Error::ModelMismatch`] when either template was made by another model.
+    pub fn compare(&self, a: &Template, b: &Template) -> Result<Decision> {
+        for t in [a, b] {
+            if t.model != self.model_id() {
+                return Err(Error::ModelMismatch {
+                    expected: self.model_id().into(),
+                    found: t.model.clone(),
+                });
+            }
+        }
+        let score = a.similarity(b)?;
+        Ok(Decision { matched: score.0 >= self.threshold, score, threshold: self.threshold })
+    }
+
+    /// 1:1 verification: a probe photo against an enrolled template.
+    ///
+    /// # Errors
+    /// As [`Engine::analyze`] and [`Engine::compare`].
+    pub fn verify(&self, probe: &[u8], enrolled: &Template) -> Result<(Decision, FaceAnalysis)> {
+        let analysis = self.analyze(probe)?;
+        let decision = self.compare(&analysis.template, enrolled)?;
+        Ok((decision, analysis))
+    }
+}

@@ -1,0 +1,205 @@
+//! Pixel resampling: bilinear affine warps (border 0) and resizing, on RGB images.
+//!
+//! Conventions follow OpenCV's so that results stay comparable with its pipeline: pixel centres at
+//! integer coordinates, bilinear interpolation, zero outside the source image.
+
+use image::RgbImage;
+
+/// A 2x3 affine map `[a b c; d e f]`: `(x, y) -> (a x + b y + c, d x + e y + f)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Affine(pub [[f32; 3]; 2]);
+
+impl Affine {
+    /// Scale by `s` after translating by `(-x0, -y0)`.
+    pub fn crop_scale(x0: f32, y0: f32, s: f32) -> Self {
+        Affine([[s, 0.0, -x0 * s], [0.0, s, -y0 * s]])
+    }
+
+    /// Applies the map to a point.
+    pub fn apply(&self, x: f32, y: f32) -> (f32, f32) {
+        let m = &self.0;
+        (m[0][0] * x + m[0][1] * y + m[0][2], m[1][0] * x + m[1][1] * y + m[1][2])
+    }
+
+    /// The inverse map, or `None` when the map is singular.
+    pub fn inverse(&self) -> Option<Self> {
+        let [[a, b, c], [d, e, f]] = self.0;
+        let det = a * e - b * d;
+        if det.abs() < 1e-12 {
+            return None;
+        }
+        let (ia, ib, id, ie) = (e / det, -b / det, -d / det, a / det);
+        Some(Affine([[ia, ib, -(ia * c + ib * f)], [id, ie, -(id * c + ie * f)]]))
+    }
+
+    /// `self` after `first`: `x -> self(first(x))`.
+    pub fn after(&self, first: &Affine) -> Self {
+        let [[a, b, c], [d, e, f]] = self.0;
+        let [[p, q, r], [s, t, u]] = first.0;
+        Affine([
+            [a * p + b * s, a * q + b * t, a * r + b * u + c],
+            [d * p + e * s, d * q + e * t, d * r + e * u + f],
+        ])
+    }
+}
+
+/// Warps `src` into a `width` x `height` image with `forward` mapping source to destination
+/// coordinates. Bilinear; pixels that fall outside `src` read as 0.
+///
+/// Downscaling by more than 2x first averages `k x k` blocks so that the result does not alias.
+pub fn warp_affine(src: &RgbImage, forward: &Affine, width: u32, height: u32) -> RgbImage {
+    warp(src, forward, width, height, Border::Zero)
+}
+
+/// What a sample outside the source image reads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Border {
+    /// Zero (OpenCV `BORDER_CONSTANT`), as for alignment and detector input.
+    Zero,
+    /// The nearest edge pixel (OpenCV `BORDER_REPLICATE`), as for resizing.
+    Replicate,
+}
+
+fn warp(src: &RgbImage, forward: &Affine, width: u32, height: u32, border: Border) -> RgbImage {
+    let scale = (forward.0[0][0] * forward.0[1][1] - forward.0[0][1] * forward.0[1][0]).abs().sqrt();
+    let k = if scale > 0.0 { (1.0 / scale).floor() as u32 } else { 1 };
+    if k >= 2 {
+        let reduced = box_reduce(src, k);
+        // A reduced pixel i covers source pixels [k i, k i + k): its centre is at k i + (k - 1) / 2.
+        let kf = k as f32;
+        let off = (kf - 1.0) / 2.0;
+        let expand = Affine([[kf, 0.0, off], [0.0, kf, off]]);
+        return warp_bilinear(&reduced, &forward.after(&expand), width, height, border);
+    }
+    warp_bilinear(src, forward, width, height, border)
+}
+
+fn warp_bilinear(src: &RgbImage, forward: &Affine, width: u32, height: u32, border: Border) -> RgbImage {
+    let mut out = RgbImage::new(width, height);
+    let Some(inv) = forward.inverse() else { return out };
+    let (sw, sh) = (src.width() as i64, src.height() as i64);
+    let raw = src.as_raw();
+    let stride = sw as usize * 3;
+    let px = |x: i64, y: i64, c: usize| -> f32 {
+        let (x, y) = match border {
+            Border::Zero if x < 0 || y < 0 || x >= sw || y >= sh => return 0.0,
+            Border::Zero => (x, y),
+            Border::Replicate => (x.clamp(0, sw - 1), y.clamp(0, sh - 1)),
+        };
+        f32::from(raw[y as usize * stride + x as usize * 3 + c])
+    };
+    let [[a, b, c], [d, e, f]] = inv.0;
+    let dst = out.as_mut();
+    for y in 0..height as usize {
+        let yf = y as f32;
+        for x in 0..width as usize {
+            let xf = x as f32;
+            let sx = a * xf + b * yf + c;
+            let sy = d * xf + e * yf + f;
+            let x0 = sx.floor();
+            let y0 = sy.floor();
+            let (fx, fy) = (sx - x0, sy - y0);
+            let (x0, y0) = (x0 as i64, y0 as i64);
+            if border == Border::Zero && (x0 < -1 || y0 < -1 || x0 >= sw || y0 >= sh) {
+                continue;
+            }
+            let o = (y * width as usize + x) * 3;
+            for ch in 0..3 {
+                let top = px(x0, y0, ch) * (1.0 - fx) + px(x0 + 1, y0, ch) * fx;
+                let bottom = px(x0, y0 + 1, ch) * (1.0 - fx) + px(x0 + 1, y0 + 1, ch) * fx;
+                dst[o + ch] = (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    out
+}
+
+/// Averages `k x k` blocks (the last partial row/column averages what there is).
+fn box_reduce(src: &RgbImage, k: u32) -> RgbImage {
+    let (w, h) = src.dimensions();
+    let (ow, oh) = (w.div_ceil(k), h.div_ceil(k));
+    let mut out = RgbImage::new(ow, oh);
+    let raw = src.as_raw();
+    let mut acc = vec![0u32; ow as usize * 3];
+    let mut rows = vec![0u32; ow as usize];
+    for oy in 0..oh {
+        acc.iter_mut().for_each(|v| *v = 0);
+        let y_end = ((oy + 1) * k).min(h);
+        for y in oy * k..y_end {
+            let row = &raw[(y * w * 3) as usize..((y + 1) * w * 3) as usize];
+            for (x, p) in row.chunks_exact(3).enumerate() {
+                let o = (x / k as usize) * 3;
+                acc[o] += u32::from(p[0]);
+                acc[o + 1] += u32::from(p[1]);
+                acc[o + 2] += u32::from(p[2]);
+            }
+        }
+        for (ox, count) in rows.iter_mut().enumerate() {
+            let x_end = ((ox as u32 + 1) * k).min(w);
+            *count = (x_end - ox as u32 * k) * (y_end - oy * k);
+        }
+        let dst = &mut out.as_mut()[(oy * ow * 3) as usize..((oy + 1) * ow * 3) as usize];
+        for (i, v) in dst.iter_mut().enumerate() {
+            let n = rows[i / 3];
+            *v = ((acc[i] + n / 2) / n) as u8;
+        }
+    }
+    out
+}
+
+/// Resizes to `width` x `height` (OpenCV `INTER_LINEAR` geometry; blocks averaged first when
+/// shrinking more than 2x).
+pub fn resize(src: &RgbImage, width: u32, height: u32) -> RgbImage {
+    if src.dimensions() == (width, height) {
+        return src.clone();
+    }
+    let sx = width as f32 / src.width() as f32;
+    let sy = height as f32 / src.height() as f32;
+    // Pixel centres: dst x maps to src (x + 0.5) / sx - 0.5.
+    let forward = Affine([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5]]);
+    warp(src, &forward, width, height, Border::Replicate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_warp_is_exact() {
+        let src = RgbImage::from_fn(7, 5, |x, y| image::Rgb([x as u8 * 10, y as u8 * 20, 3]));
+        let out = warp_affine(&src, &Affine([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), 7, 5);
+        assert_eq!(out, src);
+    }
+
+    #[test]
+    fn translation_moves_pixels_and_fills_zero() {
+        let src = RgbImage::from_fn(4, 4, |x, y| image::Rgb([1 + x as u8, 1 + y as u8, 9]));
+        let out = warp_affine(&src, &Affine::crop_scale(-1.0, 0.0, 1.0), 4, 4);
+        assert_eq!(out.get_pixel(1, 2).0, src.get_pixel(0, 2).0);
+        assert_eq!(out.get_pixel(0, 0).0, [0, 0, 0]);
+    }
+
+    #[test]
+    fn inverse_round_trips() {
+        let m = Affine([[0.8, -0.3, 12.0], [0.3, 0.8, -4.0]]);
+        let inv = m.inverse().expect("invertible");
+        let (x, y) = inv.apply(m.apply(3.0, 7.0).0, m.apply(3.0, 7.0).1);
+        assert!((x - 3.0).abs() < 1e-4 && (y - 7.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn box_reduce_averages_blocks() {
+        let src = RgbImage::from_fn(4, 2, |x, _| image::Rgb([if x < 2 { 10 } else { 30 }, 0, 0]));
+        let out = box_reduce(&src, 2);
+        assert_eq!(out.dimensions(), (2, 1));
+        assert_eq!(out.get_pixel(0, 0).0[0], 10);
+        assert_eq!(out.get_pixel(1, 0).0[0], 30);
+    }
+
+    #[test]
+    fn uniform_image_stays_uniform_when_resized() {
+        let src = RgbImage::from_pixel(1000, 600, image::Rgb([50, 100, 150]));
+        let out = resize(&src, 320, 192);
+        assert!(out.pixels().all(|p| p.0 == [50, 100, 150]), "edges must replicate, not darken");
+    }
+}
