@@ -43,6 +43,68 @@ pub struct Photo {
 /// [`Error::EmptyInput`], [`Error::ImageTooLarge`] (checked on the header), or
 /// [`Error::UnsupportedImage`] for unknown formats and corrupt or truncated data.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Photo> {
+    let (decoder, format, orientation) = open(bytes, limits)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(image_error)?;
+    image.apply_orientation(orientation);
+    Ok(Photo { image: image.to_rgb8(), format })
+}
+
+/// Width and height (after EXIF orientation) and format, from the header only.
+///
+/// # Errors
+/// As [`decode`], for what the header shows.
+pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<((u32, u32), &'static str)> {
+    use image::metadata::Orientation::{Rotate90, Rotate90FlipH, Rotate270, Rotate270FlipH};
+    let (decoder, format, orientation) = open(bytes, limits)?;
+    let (w, h) = decoder.dimensions();
+    let swapped = matches!(orientation, Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH);
+    Ok((if swapped { (h, w) } else { (w, h) }, format))
+}
+
+/// Decodes at a reduced size where the format allows it cheaply: a JPEG is decoded at the smallest
+/// DCT scale (1/8, 1/4, 1/2 or 1) that is at least `min_scale`; other formats are decoded in full.
+///
+/// Returns the photo and its scale relative to the full-size photo (1.0 when decoded in full).
+///
+/// # Errors
+/// As [`decode`].
+pub fn decode_scaled(bytes: &[u8], limits: &DecodeLimits, min_scale: f32) -> Result<(Photo, f32)> {
+    let (decoder, format, orientation) = open(bytes, limits)?;
+    let (width, height) = decoder.dimensions();
+    drop(decoder);
+    let denominator = [8u32, 4, 2].into_iter().find(|&d| 1.0 / d as f32 >= min_scale);
+    if let (Some(d), "jpeg") = (denominator, format) {
+        if let Some(mut image) = jpeg_scaled(bytes, width, height, d) {
+            let scale = image.width() as f32 / width as f32;
+            image.apply_orientation(orientation);
+            return Ok((Photo { image: image.to_rgb8(), format }, scale));
+        }
+    }
+    Ok((decode(bytes, limits)?, 1.0))
+}
+
+/// A JPEG decoded with DCT scaling to about 1/`d` of its size; `None` if that decoder cannot (the
+/// caller then decodes in full, whose error, if any, is the one reported).
+fn jpeg_scaled(bytes: &[u8], width: u32, height: u32, d: u32) -> Option<DynamicImage> {
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    let (w, h) = (u16::try_from(width.div_ceil(d)).ok()?, u16::try_from(height.div_ceil(d)).ok()?);
+    let (w, h) = decoder.scale(w, h).ok()?;
+    let pixels = decoder.decode().ok()?;
+    let (w, h) = (u32::from(w), u32::from(h));
+    match decoder.info()?.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8),
+        jpeg_decoder::PixelFormat::L8 => {
+            image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8)
+        }
+        _ => None,
+    }
+}
+
+/// Sniffs the format, checks the limits on the header and opens a decoder.
+fn open<'a>(
+    bytes: &'a [u8],
+    limits: &DecodeLimits,
+) -> Result<(impl ImageDecoder + 'a, &'static str, image::metadata::Orientation)> {
     if bytes.is_empty() {
         return Err(Error::EmptyInput);
     }
@@ -55,9 +117,8 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Photo> {
     })?;
     let name = format_name(format)?;
     let mut reader = reader;
+    // Width and height are checked below with precise errors; this bounds what a decoder allocates.
     let mut image_limits = image::Limits::default();
-    image_limits.max_image_width = Some(limits.max_width);
-    image_limits.max_image_height = Some(limits.max_height);
     image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
     reader.limits(image_limits);
     let mut decoder = reader.into_decoder().map_err(image_error)?;
@@ -69,9 +130,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Photo> {
         return Err(Error::UnsupportedImage { reason: "the image has no pixels".into() });
     }
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(image_error)?;
-    image.apply_orientation(orientation);
-    Ok(Photo { image: image.to_rgb8(), format: name })
+    Ok((decoder, name, orientation))
 }
 
 fn check(what: &'static str, actual: u64, limit: u64) -> Result<()> {
@@ -128,6 +187,22 @@ mod tests {
         assert!(matches!(decode(&full[..full.len() / 2], &limits), Err(Error::UnsupportedImage { .. })));
         let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
         assert!(matches!(decode(&noise, &limits), Err(Error::UnsupportedImage { .. })));
+    }
+
+    #[test]
+    fn jpeg_decodes_at_reduced_scale() {
+        let img = RgbImage::from_fn(800, 600, |x, y| image::Rgb([(x / 4) as u8, (y / 4) as u8, 128]));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Jpeg).expect("encode");
+        let bytes = out.into_inner();
+        let (photo, scale) = decode_scaled(&bytes, &DecodeLimits::default(), 0.2).expect("decodes");
+        assert_eq!((photo.image.dimensions(), scale), ((200, 150), 0.25));
+        let p = photo.image.get_pixel(100, 75).0;
+        assert!(p[0].abs_diff(100) <= 3 && p[1].abs_diff(75) <= 3 && p[2].abs_diff(128) <= 3, "{p:?}");
+        let (full, scale) = decode_scaled(&bytes, &DecodeLimits::default(), 0.9).expect("decodes");
+        assert_eq!((full.image.dimensions(), scale), ((800, 600), 1.0));
+        let (png, scale) = decode_scaled(&png(40, 30), &DecodeLimits::default(), 0.1).expect("decodes");
+        assert_eq!((png.image.dimensions(), scale), ((40, 30), 1.0));
     }
 
     #[test]

@@ -88,7 +88,7 @@ impl Face {
     }
 
     /// The face under a scale-and-translate map (boxes stay axis-aligned).
-    fn mapped(&self, m: &Affine) -> Face {
+    pub(crate) fn mapped(&self, m: &Affine) -> Face {
         let (x1, y1) = m.apply(self.bbox.x, self.bbox.y);
         let (x2, y2) = m.apply(self.bbox.x + self.bbox.width, self.bbox.y + self.bbox.height);
         let landmarks = self.landmarks.map(|p| {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::align::{AlignedFace, align};
-use crate::decode::{DecodeLimits, Photo, decode};
+use crate::decode::{self, DecodeLimits, Photo, decode, decode_scaled};
 use crate::detect::{DetectPolicy, Detector, Face, YuNet, find_faces};
 use crate::embed::{Embedder, OnnxEmbedder};
 use crate::embedding::{Score, Template};
@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::quality::{QualityReport, QualityThresholds, assess};
 use crate::runtime::{self, SessionOptions};
+use crate::warp::Affine;
 
 /// What to do when a photo shows more than one face.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,10 +286,23 @@ impl Engine {
     /// As [`Engine::analyze`].
     pub fn analyze_with(&self, bytes: &[u8], policy: FacePolicy) -> Result<FaceAnalysis> {
         let start = Instant::now();
-        let photo = self.decode(bytes)?;
-        let decode_ms = ms(start);
         let photo_sha256 = hex::encode(Sha256::digest(bytes));
-        let mut analysis = self.analyze_image(&photo.image, policy)?;
+        // Large JPEGs are decoded at the scale detection needs (DCT scaling), not in full.
+        let limits = &self.config.limits;
+        let min_scale = |long: u32| self.config.detect.max_side as f32 / long.max(1) as f32;
+        let (size, _) = decode::probe(bytes, limits)?;
+        let (photo, scale) = decode_scaled(bytes, limits, min_scale(size.0.max(size.1)))?;
+        let mut decode_ms = ms(start);
+        let mut analysis = self.analyze_scaled(&photo.image, scale, size, policy)?;
+        // Too few pixels on the face at that scale: decode again, larger, for the face's sake.
+        let face_px = analysis.face.bbox.width.max(analysis.face.bbox.height) * scale;
+        let wanted = self.config.detect.refine_size as f32 / self.config.detect.refine_context;
+        if scale < 1.0 && face_px < wanted {
+            let t = Instant::now();
+            let (photo, scale) = decode_scaled(bytes, limits, scale * wanted / face_px.max(1.0))?;
+            decode_ms += ms(t);
+            analysis = self.analyze_scaled(&photo.image, scale, size, policy)?;
+        }
         analysis.timings.decode_ms = decode_ms;
         analysis.photo_sha256 = photo_sha256;
         Ok(analysis)
@@ -299,18 +313,32 @@ impl Engine {
     /// # Errors
     /// As [`Engine::analyze`], without decoding errors.
     pub fn analyze_image(&self, image: &RgbImage, policy: FacePolicy) -> Result<FaceAnalysis> {
+        self.analyze_scaled(image, 1.0, image.dimensions(), policy)
+    }
+
+    /// Analyses `image`, which is the photo scaled by `scale` (photo size `full`). Faces, sizes and
+    /// quality are reported in photo coordinates.
+    fn analyze_scaled(
+        &self,
+        image: &RgbImage,
+        scale: f32,
+        full: (u32, u32),
+        policy: FacePolicy,
+    ) -> Result<FaceAnalysis> {
         let mut timings = Timings::default();
         let t = Instant::now();
-        let faces = self.faces(image)?;
+        let to_photo = Affine([[1.0 / scale, 0.0, 0.0], [0.0, 1.0 / scale, 0.0]]);
+        let faces: Vec<Face> = self.faces(image)?.iter().map(|f| f.mapped(&to_photo)).collect();
         timings.detect_ms = ms(t);
         let face = self.select(&faces, policy)?;
 
         let t = Instant::now();
-        let aligned = self.align(image, &face)?;
+        let in_image = face.mapped(&Affine([[scale, 0.0, 0.0], [0.0, scale, 0.0]]));
+        let aligned = self.align(image, &in_image)?;
         timings.align_ms = ms(t);
 
         let t = Instant::now();
-        let quality = assess(&face, &aligned, image.dimensions(), &self.config.quality);
+        let quality = assess(&face, &aligned, full, &self.config.quality);
         timings.quality_ms = ms(t);
         if self.config.reject_low_quality && !quality.is_good() {
             return Err(Error::LowQuality {
@@ -328,7 +356,7 @@ impl Engine {
             quality,
             template,
             aligned,
-            photo_size: image.dimensions(),
+            photo_size: full,
             photo_sha256: String::new(),
             timings,
         })

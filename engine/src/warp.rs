@@ -63,15 +63,31 @@ enum Border {
 fn warp(src: &RgbImage, forward: &Affine, width: u32, height: u32, border: Border) -> RgbImage {
     let scale = (forward.0[0][0] * forward.0[1][1] - forward.0[0][1] * forward.0[1][0]).abs().sqrt();
     let k = if scale > 0.0 { (1.0 / scale).floor() as u32 } else { 1 };
-    if k >= 2 {
-        let reduced = box_reduce(src, k);
-        // A reduced pixel i covers source pixels [k i, k i + k): its centre is at k i + (k - 1) / 2.
-        let kf = k as f32;
-        let off = (kf - 1.0) / 2.0;
-        let expand = Affine([[kf, 0.0, off], [0.0, kf, off]]);
-        return warp_bilinear(&reduced, &forward.after(&expand), width, height, border);
+    if k < 2 {
+        return warp_bilinear(src, forward, width, height, border);
     }
-    warp_bilinear(src, forward, width, height, border)
+    // Average k x k blocks, but only over the part of the source the output reads.
+    let Some(inv) = forward.inverse() else { return RgbImage::new(width, height) };
+    let corners = [(0.0, 0.0), (width as f32, 0.0), (0.0, height as f32), (width as f32, height as f32)]
+        .map(|(x, y)| inv.apply(x, y));
+    let pad = 2.0 * k as f32 + 2.0;
+    let lo = |i: usize| corners.iter().map(|c| if i == 0 { c.0 } else { c.1 }).fold(f32::MAX, f32::min) - pad;
+    let hi = |i: usize| corners.iter().map(|c| if i == 0 { c.0 } else { c.1 }).fold(f32::MIN, f32::max) + pad;
+    // Align the region to the block grid so that results do not depend on where the region starts.
+    let x0 = ((lo(0).max(0.0) as u32) / k) * k;
+    let y0 = ((lo(1).max(0.0) as u32) / k) * k;
+    let x1 = (hi(0).max(0.0) as u32).min(src.width());
+    let y1 = (hi(1).max(0.0) as u32).min(src.height());
+    if x1 <= x0 || y1 <= y0 {
+        return RgbImage::new(width, height);
+    }
+    let region = image::imageops::crop_imm(src, x0, y0, x1 - x0, y1 - y0).to_image();
+    let reduced = box_reduce(&region, k);
+    // A reduced pixel i covers region pixels [k i, k i + k): its centre is at x0 + k i + (k - 1) / 2.
+    let kf = k as f32;
+    let off = (kf - 1.0) / 2.0;
+    let expand = Affine([[kf, 0.0, x0 as f32 + off], [0.0, kf, y0 as f32 + off]]);
+    warp_bilinear(&reduced, &forward.after(&expand), width, height, border)
 }
 
 fn warp_bilinear(src: &RgbImage, forward: &Affine, width: u32, height: u32, border: Border) -> RgbImage {
