@@ -44,7 +44,13 @@ pub struct Photo {
 /// [`Error::UnsupportedImage`] for unknown formats and corrupt or truncated data.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Photo> {
     let (decoder, format, orientation) = open(bytes, limits)?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(image_error)?;
+    // JPEGs are decoded by libjpeg-turbo, bit-identical to OpenCV's imread; image's own JPEG decoder
+    // is the fallback for what libjpeg cannot turn into RGB (CMYK).
+    let full = if format == "jpeg" { jpeg(bytes, 8) } else { None };
+    let mut image = match full {
+        Some(image) => image,
+        None => DynamicImage::from_decoder(decoder).map_err(image_error)?,
+    };
     image.apply_orientation(orientation);
     Ok(Photo { image: image.to_rgb8(), format })
 }
@@ -62,7 +68,7 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<((u32, u32), &'stati
 }
 
 /// Decodes at a reduced size where the format allows it cheaply: a JPEG is decoded at the smallest
-/// DCT scale (1/8, 1/4, 1/2 or 1) that is at least `min_scale`; other formats are decoded in full.
+/// DCT scale n/8 (n = 1..=8) that is at least `min_scale`; other formats are decoded in full.
 ///
 /// Returns the photo and its scale relative to the full-size photo (1.0 when decoded in full).
 ///
@@ -70,11 +76,11 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<((u32, u32), &'stati
 /// As [`decode`].
 pub fn decode_scaled(bytes: &[u8], limits: &DecodeLimits, min_scale: f32) -> Result<(Photo, f32)> {
     let (decoder, format, orientation) = open(bytes, limits)?;
-    let (width, height) = decoder.dimensions();
+    let width = decoder.dimensions().0;
     drop(decoder);
-    let denominator = [8u32, 4, 2].into_iter().find(|&d| 1.0 / d as f32 >= min_scale);
-    if let (Some(d), "jpeg") = (denominator, format) {
-        if let Some(mut image) = jpeg_scaled(bytes, width, height, d) {
+    let eighths = (1..8u8).find(|&n| f32::from(n) / 8.0 >= min_scale);
+    if let (Some(n), "jpeg") = (eighths, format) {
+        if let Some(mut image) = jpeg(bytes, n) {
             let scale = image.width() as f32 / width as f32;
             image.apply_orientation(orientation);
             return Ok((Photo { image: image.to_rgb8(), format }, scale));
@@ -83,21 +89,17 @@ pub fn decode_scaled(bytes: &[u8], limits: &DecodeLimits, min_scale: f32) -> Res
     Ok((decode(bytes, limits)?, 1.0))
 }
 
-/// A JPEG decoded with DCT scaling to about 1/`d` of its size; `None` if that decoder cannot (the
-/// caller then decodes in full, whose error, if any, is the one reported).
-fn jpeg_scaled(bytes: &[u8], width: u32, height: u32, d: u32) -> Option<DynamicImage> {
-    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    let (w, h) = (u16::try_from(width.div_ceil(d)).ok()?, u16::try_from(height.div_ceil(d)).ok()?);
-    let (w, h) = decoder.scale(w, h).ok()?;
-    let pixels = decoder.decode().ok()?;
-    let (w, h) = (u32::from(w), u32::from(h));
-    match decoder.info()?.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8),
-        jpeg_decoder::PixelFormat::L8 => {
-            image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8)
-        }
-        _ => None,
-    }
+/// A JPEG decoded by libjpeg-turbo at scale `eighths`/8 (IDCT scaling); `None` if it cannot be decoded
+/// to RGB that way (the caller then uses image's decoder, whose error, if any, is the one reported).
+fn jpeg(bytes: &[u8], eighths: u8) -> Option<DynamicImage> {
+    // libjpeg reports errors by unwinding; the crate turns them into io errors.
+    let mut decompress = mozjpeg::Decompress::with_markers(&[]).from_mem(bytes).ok()?;
+    decompress.scale(eighths);
+    let mut started = decompress.rgb().ok()?;
+    let (w, h) = (u32::try_from(started.width()).ok()?, u32::try_from(started.height()).ok()?);
+    let pixels = started.read_scanlines::<u8>().ok()?;
+    started.finish().ok()?;
+    RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
 }
 
 /// Sniffs the format, checks the limits on the header and opens a decoder.
@@ -197,6 +199,8 @@ mod tests {
         let bytes = out.into_inner();
         let (photo, scale) = decode_scaled(&bytes, &DecodeLimits::default(), 0.2).expect("decodes");
         assert_eq!((photo.image.dimensions(), scale), ((200, 150), 0.25));
+        let (finer, scale) = decode_scaled(&bytes, &DecodeLimits::default(), 0.3).expect("decodes");
+        assert_eq!((finer.image.dimensions(), scale), ((300, 225), 0.375));
         let p = photo.image.get_pixel(100, 75).0;
         assert!(p[0].abs_diff(100) <= 3 && p[1].abs_diff(75) <= 3 && p[2].abs_diff(128) <= 3, "{p:?}");
         let (full, scale) = decode_scaled(&bytes, &DecodeLimits::default(), 0.9).expect("decodes");

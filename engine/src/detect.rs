@@ -317,7 +317,7 @@ fn refine(detector: &dyn Detector, image: &RgbImage, face: &Face, policy: &Detec
     let c = face.bbox.centre();
     let to_crop = Affine::crop_scale(c.x - side / 2.0, c.y - side / 2.0, scale);
     let Some(back) = to_crop.inverse() else { return Ok(*face) };
-    let crop = warp::warp_affine(image, &to_crop, size, size);
+    let crop = warp::warp_affine_filtered(image, &to_crop, size, size);
     let expected = face.mapped(&to_crop).bbox;
     let best = detector
         .detect(&crop)?

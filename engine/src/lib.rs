@@ -36,4 +36,4 @@ pub use error::{Error, Result};
 pub use manifest::{DEFAULT_MANIFEST, DetectorSpec, Manifest, RecognizerSpec, RuntimeSpec};
 pub use pipeline::{Decision, Detection, Engine, EngineConfig, FaceAnalysis, FacePolicy, Timings};
 pub use quality::{QualityIssue, QualityReport, QualityThresholds, assess};
-pub use warp::{Affine, resize, warp_affine};
+pub use warp::{Affine, resize, warp_affine, warp_affine_filtered};

@@ -362,14 +362,19 @@ impl Engine {
         })
     }
 
-    /// Picks the face to use: faces too small to recognise do not count as "another face".
+    /// Picks the face to use. Faces scored below `min_face_score` are not faces for this purpose;
+    /// faces too small to recognise do not count as "another face".
     fn select(&self, faces: &[Face], policy: FacePolicy) -> Result<Face> {
-        let min = self.config.quality.min_interocular_px;
-        let largest = |fs: &mut dyn Iterator<Item = &Face>| {
-            fs.max_by(|a, b| a.interocular().total_cmp(&b.interocular())).copied()
+        let q = &self.config.quality;
+        let min = q.min_interocular_px;
+        let candidates: Vec<&Face> = faces.iter().filter(|f| f.score >= q.min_face_score).collect();
+        let Some(biggest) =
+            candidates.iter().max_by(|a, b| a.interocular().total_cmp(&b.interocular())).copied()
+        else {
+            return Err(Error::NoFace);
         };
-        let Some(biggest) = largest(&mut faces.iter()) else { return Err(Error::NoFace) };
-        let usable: Vec<&Face> = faces.iter().filter(|f| f.interocular() >= min).collect();
+        let biggest = *biggest;
+        let usable: Vec<&&Face> = candidates.iter().filter(|f| f.interocular() >= min).collect();
         match (usable.len(), policy) {
             (0, _) => Err(Error::FaceTooSmall { actual: biggest.interocular(), min }),
             (1, _) | (_, FacePolicy::Largest) => Ok(biggest),

@@ -44,10 +44,15 @@ impl Affine {
 }
 
 /// Warps `src` into a `width` x `height` image with `forward` mapping source to destination
-/// coordinates. Bilinear; pixels that fall outside `src` read as 0.
-///
-/// Downscaling by more than 2x first averages `k x k` blocks so that the result does not alias.
+/// coordinates: bilinear, pixels outside `src` read as 0 (OpenCV `warpAffine`, `INTER_LINEAR`,
+/// `BORDER_CONSTANT`).
 pub fn warp_affine(src: &RgbImage, forward: &Affine, width: u32, height: u32) -> RgbImage {
+    warp_bilinear(src, forward, width, height, Border::Zero)
+}
+
+/// [`warp_affine`], but shrinking by more than 2x first averages `k x k` blocks (of only the region
+/// the output reads) so that the result does not alias.
+pub fn warp_affine_filtered(src: &RgbImage, forward: &Affine, width: u32, height: u32) -> RgbImage {
     warp(src, forward, width, height, Border::Zero)
 }
 
@@ -179,6 +184,20 @@ pub fn resize(src: &RgbImage, width: u32, height: u32) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filtered_warp_averages_when_shrinking() {
+        // Stripes one pixel wide: sampling aliases, averaging gives the mean grey.
+        let src =
+            RgbImage::from_fn(
+                400,
+                400,
+                |x, _| if x % 2 == 0 { image::Rgb([0; 3]) } else { image::Rgb([200; 3]) },
+            );
+        let shrink = Affine::crop_scale(0.0, 0.0, 0.25);
+        let out = warp_affine_filtered(&src, &shrink, 100, 100);
+        assert!(out.get_pixel(50, 50).0[0].abs_diff(100) <= 2, "{:?}", out.get_pixel(50, 50));
+    }
 
     #[test]
     fn identity_warp_is_exact() {
