@@ -1,0 +1,73 @@
+//! The photo -> template path, stage by stage, on testdata photos, one inference thread.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
+use wajah::{Engine, EngineConfig, FacePolicy, resize};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("benches/ has a parent").to_path_buf()
+}
+
+/// A 512x512 crop-and-scale of a real photo (the size RECIPE.md's OpenCV figures use), and the
+/// original photo bytes.
+fn photos() -> Vec<(&'static str, Vec<u8>)> {
+    ["identities/fr_obama/obama.jpg", "identities/df_jennifer/img53.jpg", "identities/of_carell/carell.jpg"]
+        .into_iter()
+        .map(|rel| (rel, std::fs::read(root().join("testdata").join(rel)).expect("testdata photo")))
+        .collect()
+}
+
+fn engine() -> Engine {
+    let config = EngineConfig { intra_threads: 1, sessions: 1, ..EngineConfig::in_dir(&root()) };
+    Engine::new(config).expect("engine (run `make setup` first)")
+}
+
+fn stages(c: &mut Criterion) {
+    let engine = engine();
+    let mut group = c.benchmark_group("pipeline");
+    group.measurement_time(Duration::from_secs(4)).sample_size(30).throughput(Throughput::Elements(1));
+    let (name, bytes) = &photos()[0];
+    let photo = engine.decode(bytes).expect("decodes").image;
+    let square = resize(&photo, 512, 512);
+
+    group.bench_function(
+        BenchmarkId::new("decode", format!("{name}/{}x{}", photo.width(), photo.height())),
+        |b| b.iter(|| engine.decode(bytes).expect("decodes")),
+    );
+    for side in [320u32, 640] {
+        let input = resize(&photo, side, side);
+        group.bench_function(BenchmarkId::new("detect", format!("yunet@{side}x{side}/1thread")), |b| {
+            b.iter(|| engine.detect_native(&input).expect("detects"))
+        });
+    }
+    group.bench_function(BenchmarkId::new("find_faces", "512x512/policy(640+refine320)/1thread"), |b| {
+        b.iter(|| engine.faces(&square).expect("detects"))
+    });
+    let face = engine.faces(&square).expect("detects")[0];
+    group.bench_function(BenchmarkId::new("align", "512x512->112x112"), |b| {
+        b.iter(|| engine.align(&square, &face).expect("aligns"))
+    });
+    let aligned = engine.align(&square, &face).expect("aligns");
+    group.bench_function(BenchmarkId::new("embed", "sface/112x112/1thread"), |b| {
+        b.iter(|| engine.embed(&[&aligned]).expect("embeds"))
+    });
+    let eight: Vec<_> = std::iter::repeat_n(&aligned, 8).collect();
+    group.throughput(Throughput::Elements(8));
+    group.bench_function(BenchmarkId::new("embed", "sface/112x112/batch8/1thread"), |b| {
+        b.iter(|| engine.embed(&eight).expect("embeds"))
+    });
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::new("photo_to_template", "512x512 image/1thread"), |b| {
+        b.iter(|| engine.analyze_image(&square, FacePolicy::Single).expect("a face"))
+    });
+    for (name, bytes) in photos() {
+        group.bench_function(BenchmarkId::new("photo_to_template", format!("{name} bytes/1thread")), |b| {
+            b.iter(|| engine.analyze(&bytes).expect("a face"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, stages);
