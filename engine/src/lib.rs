@@ -19,11 +19,14 @@ mod detect;
 mod embed;
 mod embedding;
 mod error;
+mod index;
 mod manifest;
+mod nik;
 mod pipeline;
 mod quality;
 mod runtime;
 mod similarity;
+mod store;
 mod warp;
 // modules: other crates' work adds lines here
 
@@ -33,7 +36,11 @@ pub use detect::{BBox, DetectPolicy, Detector, Face, Point, find_faces, landmark
 pub use embed::Embedder;
 pub use embedding::{Embedding, Score, Template};
 pub use error::{Error, Result};
+pub use index::{FaceIndex, IndexConfig, IndexKind, Match};
 pub use manifest::{DEFAULT_MANIFEST, DetectorSpec, Manifest, RecognizerSpec, RuntimeSpec};
+pub use nik::{Nik, Sex};
 pub use pipeline::{Decision, Detection, Engine, EngineConfig, FaceAnalysis, FacePolicy, Timings};
 pub use quality::{QualityIssue, QualityReport, QualityThresholds, assess};
+pub use similarity::{Hit, dot, dot_many, dot_scalar, kernel_name, top_k};
+pub use store::{Enrollment, SqliteStore, TemplateKey, TemplateStore, Upsert};
 pub use warp::{Affine, resize, warp_affine, warp_affine_filtered};

@@ -117,14 +117,24 @@ fn warp_bilinear(src: &RgbImage, forward: &Affine, width: u32, height: u32, bord
             let xf = x as f32;
             let sx = a * xf + b * yf + c;
             let sy = d * xf + e * yf + f;
-            let x0 = sx.floor();
-            let y0 = sy.floor();
-            let (fx, fy) = (sx - x0, sy - y0);
-            let (x0, y0) = (x0 as i64, y0 as i64);
+            let (x0f, y0f) = (sx.floor(), sy.floor());
+            let (fx, fy) = (sx - x0f, sy - y0f);
+            let (x0, y0) = (x0f as i64, y0f as i64);
+            let o = (y * width as usize + x) * 3;
+            if x0 >= 0 && y0 >= 0 && x0 + 1 < sw && y0 + 1 < sh {
+                // All four neighbours inside: index directly.
+                let i = y0 as usize * stride + x0 as usize * 3;
+                let (r0, r1) = (&raw[i..i + 6], &raw[i + stride..i + stride + 6]);
+                for ch in 0..3 {
+                    let top = f32::from(r0[ch]) + (f32::from(r0[ch + 3]) - f32::from(r0[ch])) * fx;
+                    let bottom = f32::from(r1[ch]) + (f32::from(r1[ch + 3]) - f32::from(r1[ch])) * fx;
+                    dst[o + ch] = (top + (bottom - top) * fy).round().clamp(0.0, 255.0) as u8;
+                }
+                continue;
+            }
             if border == Border::Zero && (x0 < -1 || y0 < -1 || x0 >= sw || y0 >= sh) {
                 continue;
             }
-            let o = (y * width as usize + x) * 3;
             for ch in 0..3 {
                 let top = px(x0, y0, ch) * (1.0 - fx) + px(x0 + 1, y0, ch) * fx;
                 let bottom = px(x0, y0 + 1, ch) * (1.0 - fx) + px(x0 + 1, y0 + 1, ch) * fx;
