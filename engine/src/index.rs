@@ -53,7 +53,7 @@ impl Default for IndexConfig {
             hnsw_from: 20_000,
             max_connections: 24,
             ef_construction: 200,
-            ef_search: 96,
+            ef_search: 128,
             rebuild_ratio: 0.2,
         }
     }

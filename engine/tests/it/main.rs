@@ -3,8 +3,10 @@
 //! Model-backed tests need `make setup` (the README's test command runs it first).
 
 mod decode;
+mod index;
 mod pipeline;
 mod reference;
+mod store;
 // modules: add lines here
 
 use std::path::{Path, PathBuf};
