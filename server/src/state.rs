@@ -1,0 +1,183 @@
+//! Shared state: the engine, the template store, the 1:N index, limits and keys.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use wajah::{Engine, FaceIndex, SqliteStore, TemplateKey, TemplateStore};
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// Everything handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The parts of [`AppState`].
+pub struct Inner {
+    /// The face engine.
+    pub engine: Engine,
+    /// Enrolled templates.
+    pub store: SqliteStore,
+    /// 1:N search over the store's templates.
+    pub index: RwLock<FaceIndex>,
+    /// Requests admitted (running or queued); beyond this they are shed with 503.
+    pub admission: Arc<Semaphore>,
+    /// Inferences running at once.
+    pub workers: Arc<Semaphore>,
+    /// Per-request time limit.
+    pub timeout: Duration,
+    /// sha256 of accepted API keys.
+    pub api_keys: Vec<[u8; 32]>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Largest body, in bytes.
+    pub max_body: usize,
+    ready: AtomicBool,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Loads the models, opens (or creates) the store and its key, and builds the index.
+    ///
+    /// # Errors
+    /// A message saying what could not be loaded.
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let mut engine_config = config.engine.clone();
+        engine_config.sessions = config.workers;
+        let engine = Engine::new(engine_config)?;
+
+        let key_file =
+            config.template_key_file.clone().unwrap_or_else(|| config.data_dir.join("template.key"));
+        let key = if key_file.exists() {
+            TemplateKey::load(&key_file)?
+        } else {
+            tracing::warn!(path = %key_file.display(), "no template key: generated a new one (keep it safe; without it templates cannot be read)");
+            TemplateKey::create(&key_file)?
+        };
+        let mut keys = vec![key];
+        for old in &config.old_template_key_files {
+            keys.push(TemplateKey::load(old)?);
+        }
+        let store = SqliteStore::open(&config.data_dir.join("templates.db"), keys)?;
+
+        let mut index = FaceIndex::new(engine.dim(), config.index)?;
+        let enrolled = store.all(engine.model_id())?;
+        let other = store.count()?.saturating_sub(enrolled.len());
+        if other > 0 {
+            tracing::warn!(
+                count = other,
+                "enrolments made by another model are not searchable; re-enrol them"
+            );
+        }
+        index.insert_many(enrolled.into_iter().map(|e| (e.subject, e.template.embedding)))?;
+        tracing::info!(
+            enrolled = index.len(),
+            hnsw = index.uses_hnsw(),
+            model = engine.model_id(),
+            "store open"
+        );
+
+        let api_keys = api_key_hashes(config)?;
+        let state = AppState(Arc::new(Inner {
+            engine,
+            store,
+            index: RwLock::new(index),
+            admission: Arc::new(Semaphore::new(config.workers * 8)),
+            workers: Arc::new(Semaphore::new(config.workers)),
+            timeout: Duration::from_secs(config.request_timeout_secs),
+            api_keys,
+            metrics: Metrics::default(),
+            max_body: config.max_body_mib << 20,
+            ready: AtomicBool::new(true),
+        }));
+        Ok(state)
+    }
+
+    /// True once models are loaded and the store is open, until shutdown begins.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Marks the service as going away (readiness fails first).
+    pub fn set_not_ready(&self) {
+        self.ready.store(false, Ordering::Relaxed);
+    }
+
+    /// True when `key`'s sha256 is configured. Compares in constant time.
+    pub fn accepts(&self, key: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        self.api_keys
+            .iter()
+            .fold(false, |ok, k| ok | (k.iter().zip(&digest).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0))
+    }
+
+    /// Runs `f` on the blocking pool: admission (shed with 503 when full), a worker slot, and the
+    /// request time limit.
+    ///
+    /// # Errors
+    /// `Overloaded`, `Timeout`, `Internal` if the task panicked, or what `f` returns.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let admitted = self.admission.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded)?;
+        let state = self.clone();
+        let work = async move {
+            let slot = state.workers.clone().acquire_owned().await.map_err(|_| ApiError::Overloaded)?;
+            let task = tokio::task::spawn_blocking(move || {
+                let _held = (admitted, slot);
+                f(&state)
+            });
+            task.await.map_err(|e| ApiError::Internal(format!("inference task failed: {e}")))?
+        };
+        tokio::time::timeout(self.timeout, work).await.map_err(|_| ApiError::Timeout)?
+    }
+}
+
+/// Configured key hashes, or, when none is configured, the hash of a key generated once into
+/// `<data_dir>/api-key` (mode 0600).
+fn api_key_hashes(config: &Config) -> anyhow::Result<Vec<[u8; 32]>> {
+    let decode = |h: &str| -> anyhow::Result<[u8; 32]> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(h, &mut out)?;
+        Ok(out)
+    };
+    if !config.api_key_sha256.is_empty() {
+        return config.api_key_sha256.iter().map(|h| decode(h)).collect();
+    }
+    let path = config.data_dir.join("api-key");
+    let key = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().to_string(),
+        Err(_) => {
+            let key = generate_key(&path)?;
+            tracing::warn!(path = %path.display(), "no API key configured: generated one into this file (send it as Authorization: Bearer KEY)");
+            key
+        }
+    };
+    Ok(vec![Sha256::digest(key.as_bytes()).into()])
+}
+
+fn generate_key(path: &Path) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let mut random = [0u8; 24];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut random)?;
+    let key = format!("wajah_{}", hex::encode(random));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(key.as_bytes())?;
+    Ok(key)
+}
