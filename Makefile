@@ -10,6 +10,7 @@ run: setup
 	cargo run --release -p wajah-server --
 
 test: setup
+	bash scripts/setup-browser.sh
 	cargo test --workspace --locked
 
 bench: setup

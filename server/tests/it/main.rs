@@ -2,6 +2,7 @@
 //! tests without a socket. Needs `make setup` (models).
 
 mod api;
+mod browser;
 mod router;
 
 use std::collections::BTreeMap;
@@ -119,9 +120,17 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, String
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).expect("write head");
     let _ = stream.write_all(body); // the server may answer (413) before reading everything
+    // Read the head, then exactly Content-Length bytes (some peers keep the connection open).
     let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a header block");
+    let mut buf = [0u8; 16384];
+    let split = loop {
+        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break split;
+        }
+        let n = stream.read(&mut buf).expect("read");
+        assert!(n > 0, "connection closed before the response head");
+        raw.extend_from_slice(&buf[..n]);
+    };
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut lines = head.lines();
     let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status");
@@ -130,6 +139,21 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, String
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
+    match headers.get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        Some(len) => {
+            while body.len() < len {
+                let n = stream.read(&mut buf).expect("read");
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&buf[..n]);
+            }
+            body.truncate(len);
+        }
+        None => {
+            let _ = stream.read_to_end(&mut body);
+        }
+    }
     if headers.get("transfer-encoding").is_some_and(|v| v == "chunked") {
         body = dechunk(&body);
     }
