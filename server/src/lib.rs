@@ -37,7 +37,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/verifications", post(routes::verify))
         .route("/v1/compare", post(routes::compare))
         .route("/v1/identifications", post(routes::identify))
-        .route("/v1/detections", post(routes::detect));
+        .route("/v1/detections", post(routes::detect))
+        .route_layer(middleware::from_fn_with_state(state.clone(), shed_early));
     Router::new()
         .route("/", get(routes::console))
         .route("/healthz", get(routes::healthz))
@@ -67,6 +68,16 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
         Some(key) if state.accepts(key.trim()) => next.run(request).await,
         _ => ApiError::Unauthorized.into_response(),
     }
+}
+
+/// Sheds load before the body is read when every admission slot is taken: a 503 then costs
+/// almost nothing, so a flood of retries cannot starve the requests being served. (`AppState::run`
+/// still enforces the limit exactly.)
+async fn shed_early(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.admission.available_permits() == 0 {
+        return ApiError::Overloaded.into_response();
+    }
+    next.run(request).await
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);

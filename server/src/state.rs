@@ -94,7 +94,7 @@ impl AppState {
             engine,
             store,
             index: RwLock::new(index),
-            admission: Arc::new(Semaphore::new(config.workers * 8)),
+            admission: Arc::new(Semaphore::new(config.workers * 12)),
             workers: Arc::new(Semaphore::new(config.workers)),
             timeout: Duration::from_secs(config.request_timeout_secs),
             api_keys,
