@@ -8,7 +8,13 @@ use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_circle_mut, draw_hollow_rect_mut};
 use imageproc::rect::Rect;
 use serde_json::{Value, json};
-use wajah::{Engine, EngineConfig, Face, FaceAnalysis, FacePolicy};
+use wajah::{Engine, EngineConfig, Face, FaceAnalysis, FacePolicy, SqliteStore, TemplateKey};
+
+mod calibrate;
+mod eval;
+mod metrics;
+mod plot;
+mod reverify;
 
 #[derive(Parser)]
 #[command(name = "wajah", version, about = "Face verification for digital-ID registration")]
@@ -33,9 +39,12 @@ struct EngineArgs {
     /// With several faces in a photo, use the largest instead of refusing.
     #[arg(long, global = true)]
     largest: bool,
-    /// Match threshold (cosine); default from the model manifest.
+    /// Match threshold (cosine); default from the calibration file, else the model manifest.
     #[arg(long, global = true)]
     threshold: Option<f32>,
+    /// Calibration file written by `wajah calibrate`.
+    #[arg(long, env = "WAJAH_CALIBRATION", global = true)]
+    calibration: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -49,6 +58,50 @@ enum Command {
         #[arg(long)]
         draw: Option<PathBuf>,
     },
+    /// Run a verification protocol: LFW pairs.txt or a CSV of pairs (image_a,image_b,same_person).
+    Eval {
+        /// The pairs file.
+        #[arg(long)]
+        pairs: PathBuf,
+        /// Folder the pairs' paths are relative to (LFW: the folder of person folders).
+        #[arg(long)]
+        root: PathBuf,
+        /// JSON report.
+        #[arg(long, default_value = "eval-report.json")]
+        out: PathBuf,
+        /// Folder for roc.png and scores.png.
+        #[arg(long)]
+        plots: Option<PathBuf>,
+    },
+    /// Choose thresholds for target false-match rates (bootstrap 95% intervals); writes the first.
+    Calibrate {
+        #[arg(long)]
+        pairs: PathBuf,
+        #[arg(long)]
+        root: PathBuf,
+        /// Target false-match rates.
+        #[arg(long = "fmr", default_values_t = [1e-3, 1e-4])]
+        fmrs: Vec<f64>,
+        /// Bootstrap rounds.
+        #[arg(long, default_value_t = 1000)]
+        rounds: usize,
+        /// Calibration file to write (point EngineConfig.calibration / --calibration at it).
+        #[arg(long, default_value = "models/calibration.toml")]
+        out: PathBuf,
+    },
+    /// Re-verify a batch: CSV (id,selfie[,ktp]) or JSONL; resumable; JSONL decisions out.
+    Reverify {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        /// Template database for rows without a KTP photo (the server's <data_dir>/templates.db).
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// The store's template key file.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
 }
 
 impl EngineArgs {
@@ -61,7 +114,10 @@ impl EngineArgs {
             config.onnxruntime = lib.clone();
         }
         config.intra_threads = self.threads;
+        // One session per rayon worker so batch commands use every core.
+        config.sessions = rayon::current_num_threads();
         config.threshold = self.threshold;
+        config.calibration = self.calibration.clone();
         if self.largest {
             config.face_policy = FacePolicy::Largest;
         }
@@ -75,6 +131,22 @@ fn main() -> Result<()> {
     let out = match &cli.command {
         Command::Compare { a, b } => compare(&engine, a, b)?,
         Command::Detect { image, draw } => detect(&engine, image, draw.as_deref())?,
+        Command::Eval { pairs, root, out, plots } => {
+            let pairs = eval::read_pairs(pairs, root)?;
+            eval::run(&engine, &pairs, out, plots.as_deref())?
+        }
+        Command::Calibrate { pairs: file, root, fmrs, rounds, out } => {
+            let pairs = eval::read_pairs(file, root)?;
+            calibrate::run(&engine, &pairs, fmrs, *rounds, out, &file.display().to_string())?
+        }
+        Command::Reverify { input, output, store, key } => {
+            let store = match (store, key) {
+                (Some(db), Some(key)) => Some(SqliteStore::open(db, vec![TemplateKey::load(key)?])?),
+                (Some(_), None) => anyhow::bail!("--store needs --key"),
+                _ => None,
+            };
+            reverify::run(&engine, input, output, store.as_ref())?
+        }
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

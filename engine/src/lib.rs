@@ -14,6 +14,7 @@
 //! ```
 
 mod align;
+mod calibration;
 mod decode;
 mod detect;
 mod embed;
@@ -31,6 +32,7 @@ mod warp;
 // modules: other crates' work adds lines here
 
 pub use align::{AlignedFace, TEMPLATE_112, align, similarity_transform};
+pub use calibration::Calibration;
 pub use decode::{DecodeLimits, Photo, decode};
 pub use detect::{BBox, DetectPolicy, Detector, Face, Point, find_faces, landmark, nms};
 pub use embed::Embedder;

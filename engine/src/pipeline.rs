@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::align::{AlignedFace, align};
+use crate::calibration::Calibration;
 use crate::decode::{self, DecodeLimits, Photo, decode, decode_scaled};
 use crate::detect::{DetectPolicy, Detector, Face, YuNet, find_faces};
 use crate::embed::{Embedder, OnnxEmbedder};
@@ -45,8 +46,10 @@ pub struct EngineConfig {
     pub intra_threads: usize,
     /// Sessions per model (concurrent inferences).
     pub sessions: usize,
-    /// Match threshold (cosine); `None` uses the manifest's.
+    /// Match threshold (cosine); `None` uses the calibration file's, else the manifest's.
     pub threshold: Option<f32>,
+    /// Calibration file written by `wajah calibrate` (must be for the same model).
+    pub calibration: Option<PathBuf>,
     /// What to do with several faces.
     pub face_policy: FacePolicy,
     /// Detection resolution policy.
@@ -76,6 +79,7 @@ impl EngineConfig {
             intra_threads: 1,
             sessions: 1,
             threshold: None,
+            calibration: None,
             face_policy: FacePolicy::Single,
             detect: DetectPolicy::default(),
             quality: QualityThresholds::default(),
@@ -190,7 +194,20 @@ impl Engine {
         let options = SessionOptions { intra_threads: config.intra_threads, sessions: config.sessions };
         let detector = YuNet::load(env, &config.models_dir, &manifest.detector, options)?;
         let embedder = OnnxEmbedder::load(env, &config.models_dir, &manifest.recognizer, options)?;
-        let threshold = config.threshold.unwrap_or(manifest.recognizer.threshold);
+        let calibrated = match &config.calibration {
+            Some(path) => {
+                let c = Calibration::load(path)?;
+                if c.model != embedder.model_id() {
+                    return Err(Error::ModelMismatch {
+                        expected: embedder.model_id().into(),
+                        found: c.model,
+                    });
+                }
+                Some(c.threshold)
+            }
+            None => None,
+        };
+        let threshold = config.threshold.or(calibrated).unwrap_or(manifest.recognizer.threshold);
         Ok(Self { config, detector: Box::new(detector), embedder: Box::new(embedder), threshold })
     }
 
