@@ -6,5 +6,6 @@
 use criterion::criterion_main;
 
 mod pipeline;
+mod search;
 
-criterion_main!(pipeline::benches);
+criterion_main!(pipeline::benches, search::benches);

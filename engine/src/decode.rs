@@ -79,12 +79,12 @@ pub fn decode_scaled(bytes: &[u8], limits: &DecodeLimits, min_scale: f32) -> Res
     let width = decoder.dimensions().0;
     drop(decoder);
     let eighths = (1..8u8).find(|&n| f32::from(n) / 8.0 >= min_scale);
-    if let (Some(n), "jpeg") = (eighths, format) {
-        if let Some(mut image) = jpeg(bytes, n) {
-            let scale = image.width() as f32 / width as f32;
-            image.apply_orientation(orientation);
-            return Ok((Photo { image: image.to_rgb8(), format }, scale));
-        }
+    if let (Some(n), "jpeg") = (eighths, format)
+        && let Some(mut image) = jpeg(bytes, n)
+    {
+        let scale = image.width() as f32 / width as f32;
+        image.apply_orientation(orientation);
+        return Ok((Photo { image: image.to_rgb8(), format }, scale));
     }
     Ok((decode(bytes, limits)?, 1.0))
 }

@@ -266,7 +266,7 @@ impl DetectPolicy {
         if self.max_side < 32 {
             return Err(Error::Config(format!("detect.max_side {} is below 32", self.max_side)));
         }
-        if self.refine && (self.refine_size < 64 || self.refine_size % 32 != 0) {
+        if self.refine && (self.refine_size < 64 || !self.refine_size.is_multiple_of(32)) {
             return Err(Error::Config(format!(
                 "detect.refine_size {} must be a multiple of 32, at least 64",
                 self.refine_size
@@ -307,7 +307,12 @@ pub fn find_faces(detector: &dyn Detector, image: &RgbImage, policy: &DetectPoli
 
 /// Detects `face` again on a crop where it has a fixed size; keeps the coarse face if the second
 /// pass does not find it.
-fn refine(detector: &dyn Detector, image: &RgbImage, face: &Face, policy: &DetectPolicy) -> Result<Face> {
+pub(crate) fn refine(
+    detector: &dyn Detector,
+    image: &RgbImage,
+    face: &Face,
+    policy: &DetectPolicy,
+) -> Result<Face> {
     let side = face.bbox.width.max(face.bbox.height) * policy.refine_context;
     if side < 1.0 {
         return Ok(*face);

@@ -63,7 +63,7 @@ impl Embedding {
     /// # Errors
     /// [`Error::InvalidArgument`] when the length is not a multiple of 4 or the values are invalid.
     pub fn from_le_bytes(bytes: &[u8]) -> Result<Self> {
-        if bytes.len() % 4 != 0 {
+        if !bytes.len().is_multiple_of(4) {
             return Err(Error::InvalidArgument(format!(
                 "embedding bytes length {} is not a multiple of 4",
                 bytes.len()

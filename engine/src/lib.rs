@@ -33,7 +33,7 @@ mod warp;
 
 pub use align::{AlignedFace, TEMPLATE_112, align, similarity_transform};
 pub use calibration::Calibration;
-pub use decode::{DecodeLimits, Photo, decode};
+pub use decode::{DecodeLimits, Photo, decode, decode_scaled, probe};
 pub use detect::{BBox, DetectPolicy, Detector, Face, Point, find_faces, landmark, nms};
 pub use embed::Embedder;
 pub use embedding::{Embedding, Score, Template};

@@ -108,7 +108,7 @@ impl Manifest {
                 r.colour_order
             )));
         }
-        if r.std.iter().any(|&s| s == 0.0) {
+        if r.std.contains(&0.0) {
             return Err(Error::Config("recognizer std must not be zero".into()));
         }
         if !(-1.0..=1.0).contains(&r.threshold) {

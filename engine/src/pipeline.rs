@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::align::{AlignedFace, align};
 use crate::calibration::Calibration;
 use crate::decode::{self, DecodeLimits, Photo, decode, decode_scaled};
-use crate::detect::{DetectPolicy, Detector, Face, YuNet, find_faces};
+use crate::detect::{DetectPolicy, Detector, Face, YuNet, find_faces, refine};
 use crate::embed::{Embedder, OnnxEmbedder};
 use crate::embedding::{Score, Template};
 use crate::error::{Error, Result};
@@ -99,10 +99,10 @@ impl EngineConfig {
         if self.sessions == 0 || self.sessions > 256 {
             return Err(Error::Config(format!("sessions {} is outside 1..=256", self.sessions)));
         }
-        if let Some(t) = self.threshold {
-            if !(-1.0..=1.0).contains(&t) {
-                return Err(Error::Config(format!("threshold {t} is outside [-1, 1]")));
-            }
+        if let Some(t) = self.threshold
+            && !(-1.0..=1.0).contains(&t)
+        {
+            return Err(Error::Config(format!("threshold {t} is outside [-1, 1]")));
         }
         self.detect.validate()
     }
@@ -315,10 +315,18 @@ impl Engine {
         let face_px = analysis.face.bbox.width.max(analysis.face.bbox.height) * scale;
         let wanted = self.config.detect.refine_size as f32 / self.config.detect.refine_context;
         if scale < 1.0 && face_px < wanted {
+            // Only the chosen face needs more pixels: decode larger and re-detect just around it.
             let t = Instant::now();
             let (photo, scale) = decode_scaled(bytes, limits, scale * wanted / face_px.max(1.0))?;
             decode_ms += ms(t);
-            analysis = self.analyze_scaled(&photo.image, scale, size, policy)?;
+            let t = Instant::now();
+            let in_image = analysis.face.mapped(&Affine([[scale, 0.0, 0.0], [0.0, scale, 0.0]]));
+            let refined = refine(self.detector.as_ref(), &photo.image, &in_image, &self.config.detect)?;
+            let to_photo = Affine([[1.0 / scale, 0.0, 0.0], [0.0, 1.0 / scale, 0.0]]);
+            let detect_ms = analysis.timings.detect_ms + ms(t);
+            let faces_found = analysis.faces_found;
+            analysis = self.finish(&photo.image, scale, size, refined.mapped(&to_photo), faces_found)?;
+            analysis.timings.detect_ms = detect_ms;
         }
         analysis.timings.decode_ms = decode_ms;
         analysis.photo_sha256 = photo_sha256;
@@ -348,7 +356,21 @@ impl Engine {
         let faces: Vec<Face> = self.faces(image)?.iter().map(|f| f.mapped(&to_photo)).collect();
         timings.detect_ms = ms(t);
         let face = self.select(&faces, policy)?;
+        let mut analysis = self.finish(image, scale, full, face, faces.len())?;
+        analysis.timings.detect_ms = timings.detect_ms;
+        Ok(analysis)
+    }
 
+    /// Align, assess and embed `face` (photo coordinates) from `image` (the photo at `scale`).
+    fn finish(
+        &self,
+        image: &RgbImage,
+        scale: f32,
+        full: (u32, u32),
+        face: Face,
+        faces_found: usize,
+    ) -> Result<FaceAnalysis> {
+        let mut timings = Timings::default();
         let t = Instant::now();
         let in_image = face.mapped(&Affine([[scale, 0.0, 0.0], [0.0, scale, 0.0]]));
         let aligned = self.align(image, &in_image)?;
@@ -369,7 +391,7 @@ impl Engine {
         timings.embed_ms = ms(t);
         Ok(FaceAnalysis {
             face,
-            faces_found: faces.len(),
+            faces_found,
             quality,
             template,
             aligned,

@@ -100,12 +100,12 @@ impl SessionPool {
 }
 
 fn build_session(env: &Environment, model: &[u8], threads: usize) -> ort::Result<Session> {
-    Ok(Session::builder(env)?
+    Session::builder(env)?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
         .with_intra_threads(threads)?
         .with_inter_threads(1)?
         .with_intra_op_spinning(false)?
         // Fold the int8 weights once at load time instead of on every run (same outputs, ~2-3x faster).
         .with_config_entry("session.disable_quant_qdq", "1")?
-        .commit_from_memory(model)?)
+        .commit_from_memory(model)
 }

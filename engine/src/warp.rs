@@ -117,9 +117,9 @@ fn warp_bilinear(src: &RgbImage, forward: &Affine, width: u32, height: u32, bord
             let xf = x as f32;
             let sx = a * xf + b * yf + c;
             let sy = d * xf + e * yf + f;
-            let (x0f, y0f) = (sx.floor(), sy.floor());
-            let (fx, fy) = (sx - x0f, sy - y0f);
-            let (x0, y0) = (x0f as i64, y0f as i64);
+            // floor() and round() are library calls on baseline x86-64: use integer casts instead.
+            let (x0, y0) = (floor(sx), floor(sy));
+            let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
             let o = (y * width as usize + x) * 3;
             if x0 >= 0 && y0 >= 0 && x0 + 1 < sw && y0 + 1 < sh {
                 // All four neighbours inside: index directly.
@@ -128,7 +128,7 @@ fn warp_bilinear(src: &RgbImage, forward: &Affine, width: u32, height: u32, bord
                 for ch in 0..3 {
                     let top = f32::from(r0[ch]) + (f32::from(r0[ch + 3]) - f32::from(r0[ch])) * fx;
                     let bottom = f32::from(r1[ch]) + (f32::from(r1[ch + 3]) - f32::from(r1[ch])) * fx;
-                    dst[o + ch] = (top + (bottom - top) * fy).round().clamp(0.0, 255.0) as u8;
+                    dst[o + ch] = (top + (bottom - top) * fy + 0.5) as u8; // in [0, 255.5): no clamp needed
                 }
                 continue;
             }
@@ -138,11 +138,16 @@ fn warp_bilinear(src: &RgbImage, forward: &Affine, width: u32, height: u32, bord
             for ch in 0..3 {
                 let top = px(x0, y0, ch) * (1.0 - fx) + px(x0 + 1, y0, ch) * fx;
                 let bottom = px(x0, y0 + 1, ch) * (1.0 - fx) + px(x0 + 1, y0 + 1, ch) * fx;
-                dst[o + ch] = (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8;
+                dst[o + ch] = (top * (1.0 - fy) + bottom * fy + 0.5).clamp(0.0, 255.0) as u8;
             }
         }
     }
     out
+}
+
+fn floor(v: f32) -> i64 {
+    let t = v as i64;
+    if (t as f32) > v { t - 1 } else { t }
 }
 
 /// Averages `k x k` blocks (the last partial row/column averages what there is).

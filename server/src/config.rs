@@ -169,9 +169,9 @@ mod tests {
     fn defaults_are_valid_and_bad_values_are_named() {
         Config::default().validate().expect("defaults are valid");
         let bad = Config { workers: 0, ..Config::default() };
-        assert!(bad.validate().unwrap_err().to_string().contains("workers"));
+        assert!(bad.validate().expect_err("must fail").to_string().contains("workers"));
         let bad = Config { api_key_sha256: vec!["secret".into()], ..Config::default() };
-        assert!(bad.validate().unwrap_err().to_string().contains("api_key_sha256"));
+        assert!(bad.validate().expect_err("must fail").to_string().contains("api_key_sha256"));
     }
 
     #[test]
@@ -185,7 +185,8 @@ mod tests {
         let config = Config::load(args).expect("loads");
         assert_eq!((config.workers, config.listen.port(), config.engine.threshold), (5, 9000, Some(0.4)));
         std::fs::write(&file, "wrokers = 3\n").expect("write");
-        let err = Config::load(Args { config: Some(file), ..Args::default() }).unwrap_err().to_string();
+        let err =
+            Config::load(Args { config: Some(file), ..Args::default() }).expect_err("must fail").to_string();
         assert!(err.contains("wrokers"), "{err}");
         std::fs::remove_dir_all(dir).ok();
     }

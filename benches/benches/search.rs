@@ -1,0 +1,120 @@
+//! Similarity and 1:N search: pair dot product, exact scan of 1M templates, HNSW latency and recall.
+
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
+use wajah::{Embedding, FaceIndex, IndexConfig, IndexKind, dot, dot_scalar, kernel_name, top_k};
+
+fn vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let v: Vec<f32> = (0..dim)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        out.extend(Embedding::from_raw(v).expect("non-zero").as_slice());
+    }
+    out
+}
+
+fn pair(c: &mut Criterion) {
+    let v = vectors(2, 128, 1);
+    let (a, b) = v.split_at(128);
+    let mut group = c.benchmark_group("similarity");
+    group.throughput(Throughput::Elements(1));
+    group
+        .bench_function(BenchmarkId::new("dot", format!("128d/{}", kernel_name())), |x| x.iter(|| dot(a, b)));
+    group.bench_function(BenchmarkId::new("dot", "128d/scalar"), |x| x.iter(|| dot_scalar(a, b)));
+    group.finish();
+}
+
+/// Read bandwidth of this machine: summing a 512 MiB buffer, best of 3.
+fn memory_bandwidth_gbs() -> f64 {
+    let buf = vec![1u64; 64 << 20];
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let s: u64 = buf.iter().copied().fold(0u64, u64::wrapping_add);
+            std::hint::black_box(s);
+            buf.len() as f64 * 8.0 / t.elapsed().as_secs_f64() / 1e9
+        })
+        .fold(0.0, f64::max)
+}
+
+fn scan(c: &mut Criterion) {
+    let (n, dim) = (1_000_000, 128);
+    let matrix = vectors(n, dim, 2);
+    let query = vectors(1, dim, 3);
+    let bytes = (n * dim * 4) as u64;
+    eprintln!("machine read bandwidth (one thread): {:.1} GB/s", memory_bandwidth_gbs());
+    let mut group = c.benchmark_group("scan");
+    group.sample_size(10).measurement_time(Duration::from_secs(8)).throughput(Throughput::Bytes(bytes));
+    for threads in [1usize, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+        group.bench_function(BenchmarkId::new("exact_top10", format!("128d/1M/{threads}thread")), |b| {
+            b.iter(|| pool.install(|| top_k(&query, &matrix, dim, 10)))
+        });
+    }
+    group.finish();
+}
+
+fn hnsw(c: &mut Criterion) {
+    let (n, dim) = (100_000, 128);
+    let data = vectors(n, dim, 4);
+    let entries = || {
+        data.chunks_exact(dim)
+            .enumerate()
+            .map(|(i, v)| (format!("s{i}"), Embedding::from_raw(v.to_vec()).expect("unit")))
+    };
+    let t = Instant::now();
+    let mut index =
+        FaceIndex::new(dim, IndexConfig { kind: IndexKind::Hnsw, ..IndexConfig::default() }).expect("valid");
+    index.insert_many(entries()).expect("built");
+    eprintln!("hnsw build: {n} x {dim}d in {:.1} s (2 threads)", t.elapsed().as_secs_f64());
+    let mut exact =
+        FaceIndex::new(dim, IndexConfig { kind: IndexKind::Exact, ..IndexConfig::default() }).expect("valid");
+    exact.insert_many(entries()).expect("built");
+
+    // Queries: new captures of enrolled subjects (gallery vectors plus noise).
+    let noise = vectors(500, dim, 5);
+    let queries: Vec<Embedding> = (0..500)
+        .map(|i| {
+            let base = &data[i * 200 * dim..(i * 200 + 1) * dim];
+            Embedding::from_raw(base.iter().zip(&noise[i * dim..]).map(|(b, e)| b + 0.5 * e).collect())
+                .expect("unit")
+        })
+        .collect();
+    let (mut r1, mut r10) = (0usize, 0usize);
+    for q in &queries {
+        let want = exact.search(q, 10).expect("exact");
+        let got = index.search(q, 10).expect("hnsw");
+        r1 += usize::from(want[0].subject == got[0].subject);
+        r10 += want.iter().filter(|w| got.iter().any(|g| g.subject == w.subject)).count();
+    }
+    eprintln!(
+        "hnsw recall on {n}: @1 {:.4}, @10 {:.4} ({} queries)",
+        r1 as f64 / queries.len() as f64,
+        r10 as f64 / (10 * queries.len()) as f64,
+        queries.len()
+    );
+    let mut group = c.benchmark_group("hnsw");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    group.bench_function(
+        BenchmarkId::new("query_top10", format!("128d/{}k/ef{}", n / 1000, IndexConfig::default().ef_search)),
+        |b| {
+            b.iter(|| {
+                i = (i + 1) % queries.len();
+                index.search(&queries[i], 10).expect("hnsw")
+            })
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, pair, scan, hnsw);
