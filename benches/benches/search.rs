@@ -63,31 +63,71 @@ fn scan(c: &mut Criterion) {
     group.finish();
 }
 
+/// Seeded unit vectors in clusters of four (like four photos per person).
+fn clustered(n: usize, dim: usize, seed: u64) -> Vec<Embedding> {
+    let centres = vectors(n / 4 + 1, dim, seed);
+    let noise = vectors(n, dim, seed ^ 0xABCD);
+    (0..n)
+        .map(|i| {
+            let c = &centres[(i / 4) * dim..(i / 4 + 1) * dim];
+            Embedding::from_raw(
+                c.iter().zip(&noise[i * dim..(i + 1) * dim]).map(|(c, e)| c + 0.6 * e).collect(),
+            )
+            .expect("unit")
+        })
+        .collect()
+}
+
+/// Templates of the testdata identity photos.
+fn real_templates() -> Vec<Embedding> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("root").to_path_buf();
+    let engine = wajah::Engine::new(wajah::EngineConfig::in_dir(&root)).expect("engine (run `make setup`)");
+    let origins = std::fs::read_to_string(root.join("testdata/ORIGINS.csv")).expect("origins");
+    origins
+        .lines()
+        .filter(|l| l.starts_with("identities/"))
+        .filter_map(|l| std::fs::read(root.join("testdata").join(l.split(',').next()?)).ok())
+        .filter_map(|b| engine.analyze_with(&b, wajah::FacePolicy::Largest).ok())
+        .map(|a| a.template.embedding)
+        .collect()
+}
+
 fn hnsw(c: &mut Criterion) {
     let (n, dim) = (100_000, 128);
-    let data = vectors(n, dim, 4);
-    let entries = || {
-        data.chunks_exact(dim)
-            .enumerate()
-            .map(|(i, v)| (format!("s{i}"), Embedding::from_raw(v.to_vec()).expect("unit")))
-    };
+    // Gallery: real templates of the testdata photos plus seeded clustered vectors.
+    let real = real_templates();
+    let synthetic = clustered(n, dim, 4);
+    let gallery: Vec<(String, Embedding)> = real
+        .iter()
+        .cloned()
+        .chain(synthetic.iter().cloned())
+        .enumerate()
+        .map(|(i, e)| (format!("s{i}"), e))
+        .collect();
     let t = Instant::now();
     let mut index =
         FaceIndex::new(dim, IndexConfig { kind: IndexKind::Hnsw, ..IndexConfig::default() }).expect("valid");
-    index.insert_many(entries()).expect("built");
-    eprintln!("hnsw build: {n} x {dim}d in {:.1} s (2 threads)", t.elapsed().as_secs_f64());
+    index.insert_many(gallery.clone()).expect("built");
+    eprintln!(
+        "hnsw build: {} x {dim}d in {:.1} s ({} threads)",
+        index.len(),
+        t.elapsed().as_secs_f64(),
+        rayon::current_num_threads()
+    );
     let mut exact =
         FaceIndex::new(dim, IndexConfig { kind: IndexKind::Exact, ..IndexConfig::default() }).expect("valid");
-    exact.insert_many(entries()).expect("built");
+    exact.insert_many(gallery).expect("built");
 
-    // Queries: new captures of enrolled subjects (gallery vectors plus noise).
+    // Queries: the real templates, and new captures of 500 enrolled synthetic subjects.
     let noise = vectors(500, dim, 5);
-    let queries: Vec<Embedding> = (0..500)
-        .map(|i| {
-            let base = &data[i * 200 * dim..(i * 200 + 1) * dim];
-            Embedding::from_raw(base.iter().zip(&noise[i * dim..]).map(|(b, e)| b + 0.5 * e).collect())
+    let queries: Vec<Embedding> = real
+        .iter()
+        .cloned()
+        .chain((0..500).map(|i| {
+            let base = synthetic[i * 200].as_slice();
+            Embedding::from_raw(base.iter().zip(&noise[i * dim..]).map(|(b, e)| b + 0.08 * e).collect())
                 .expect("unit")
-        })
+        }))
         .collect();
     let (mut r1, mut r10) = (0usize, 0usize);
     for q in &queries {
@@ -97,7 +137,8 @@ fn hnsw(c: &mut Criterion) {
         r10 += want.iter().filter(|w| got.iter().any(|g| g.subject == w.subject)).count();
     }
     eprintln!(
-        "hnsw recall on {n}: @1 {:.4}, @10 {:.4} ({} queries)",
+        "hnsw recall on {} entries: @1 {:.4}, @10 {:.4} ({} queries, default settings)",
+        index.len(),
         r1 as f64 / queries.len() as f64,
         r10 as f64 / (10 * queries.len()) as f64,
         queries.len()

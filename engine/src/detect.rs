@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::manifest::DetectorSpec;
-use crate::runtime::{SessionOptions, SessionPool, read_verified};
+use crate::runtime::{SessionOptions, SessionPool};
 use crate::warp::{self, Affine};
 
 /// A point in image pixel coordinates.
@@ -131,8 +131,7 @@ impl YuNet {
         options: SessionOptions,
     ) -> Result<Self> {
         let path = dir.join(&spec.file);
-        let bytes = read_verified(&path, &spec.sha256)?;
-        let pool = SessionPool::new(env, &bytes, &path, options)?;
+        let pool = SessionPool::load(env, &path, &spec.sha256, options)?;
         let (inputs, outputs) = pool.io_names()?;
         let wanted = STRIDES.iter().flat_map(|s| ["cls", "obj", "bbox", "kps"].map(|k| format!("{k}_{s}")));
         for name in wanted {

@@ -8,7 +8,7 @@ use crate::align::AlignedFace;
 use crate::embedding::Embedding;
 use crate::error::{Error, Result};
 use crate::manifest::RecognizerSpec;
-use crate::runtime::{SessionOptions, SessionPool, read_verified};
+use crate::runtime::{SessionOptions, SessionPool};
 
 /// Turns aligned faces into embeddings.
 pub trait Embedder: Send + Sync {
@@ -51,8 +51,7 @@ impl OnnxEmbedder {
         options: SessionOptions,
     ) -> Result<Self> {
         let path = dir.join(&spec.file);
-        let bytes = read_verified(&path, &spec.sha256)?;
-        let pool = SessionPool::new(env, &bytes, &path, options)?;
+        let pool = SessionPool::load(env, &path, &spec.sha256, options)?;
         let (inputs, outputs) = pool.io_names()?;
         let (Some(input), 1) = (inputs.first().cloned(), outputs.len()) else {
             return Err(Error::Model { path, reason: "expected one input and one output".into() });

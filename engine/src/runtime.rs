@@ -67,7 +67,18 @@ pub(crate) struct SessionPool {
 }
 
 impl SessionPool {
-    pub(crate) fn new(env: &Environment, model: &[u8], path: &Path, options: SessionOptions) -> Result<Self> {
+    /// Reads the model at `path`, checks its sha256, and builds the sessions.
+    pub(crate) fn load(
+        env: &Environment,
+        path: &Path,
+        sha256: &str,
+        options: SessionOptions,
+    ) -> Result<Self> {
+        let bytes = read_verified(path, sha256)?;
+        Self::new(env, &bytes, path, options)
+    }
+
+    fn new(env: &Environment, model: &[u8], path: &Path, options: SessionOptions) -> Result<Self> {
         let count = options.sessions.max(1);
         let mut sessions = Vec::with_capacity(count);
         for _ in 0..count {

@@ -1,0 +1,3 @@
+//! `wajah` command integration tests (needs `make setup`).
+
+mod reverify;
