@@ -312,15 +312,26 @@ pub(crate) fn refine(
     face: &Face,
     policy: &DetectPolicy,
 ) -> Result<Face> {
+    Ok(redetect(detector, image, face, policy)?.unwrap_or(*face))
+}
+
+/// Detects `face` again on a crop where it has a fixed size; `None` if the second pass does not
+/// find it there.
+pub(crate) fn redetect(
+    detector: &dyn Detector,
+    image: &RgbImage,
+    face: &Face,
+    policy: &DetectPolicy,
+) -> Result<Option<Face>> {
     let side = face.bbox.width.max(face.bbox.height) * policy.refine_context;
     if side < 1.0 {
-        return Ok(*face);
+        return Ok(None);
     }
     let size = policy.refine_size;
     let scale = size as f32 / side;
     let c = face.bbox.centre();
     let to_crop = Affine::crop_scale(c.x - side / 2.0, c.y - side / 2.0, scale);
-    let Some(back) = to_crop.inverse() else { return Ok(*face) };
+    let Some(back) = to_crop.inverse() else { return Ok(None) };
     let crop = warp::warp_affine_filtered(image, &to_crop, size, size);
     let expected = face.mapped(&to_crop).bbox;
     let best = detector
@@ -329,7 +340,7 @@ pub(crate) fn refine(
         .map(|f| (f.bbox.iou(&expected), f))
         .filter(|(iou, _)| *iou > 0.5)
         .max_by(|a, b| a.0.total_cmp(&b.0));
-    Ok(best.map_or(*face, |(_, f)| f.mapped(&back)))
+    Ok(best.map(|(_, f)| f.mapped(&back)))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::align::{AlignedFace, align};
 use crate::calibration::Calibration;
 use crate::decode::{self, DecodeLimits, Photo, decode, decode_scaled};
-use crate::detect::{DetectPolicy, Detector, Face, YuNet, find_faces, refine};
+use crate::detect::{DetectPolicy, Detector, Face, YuNet, find_faces, redetect};
 use crate::embed::{Embedder, OnnxEmbedder};
 use crate::embedding::{Score, Template};
 use crate::error::{Error, Result};
@@ -174,6 +174,10 @@ pub struct Engine {
     threshold: f32,
 }
 
+/// The first detection pass of a JPEG over twice [`DetectPolicy::max_side`] runs on a decode whose
+/// longer side is at least this fraction of it.
+const COARSE_FRACTION: f32 = 0.75;
+
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
@@ -304,30 +308,54 @@ impl Engine {
     pub fn analyze_with(&self, bytes: &[u8], policy: FacePolicy) -> Result<FaceAnalysis> {
         let start = Instant::now();
         let photo_sha256 = hex::encode(Sha256::digest(bytes));
-        // Large JPEGs are decoded at the scale detection needs (DCT scaling), not in full.
+        // JPEGs are decoded at a DCT scale (libjpeg's n/8), not in full: up to twice the detection
+        // size at the smallest scale that still covers it; larger ones (phone photos) at a scale at
+        // least COARSE_FRACTION of it, so a 12 MP photo is detected at 1/8 without resampling.
         let limits = &self.config.limits;
-        let min_scale = |long: u32| self.config.detect.max_side as f32 / long.max(1) as f32;
         let (size, _) = decode::probe(bytes, limits)?;
-        let (photo, scale) = decode_scaled(bytes, limits, min_scale(size.0.max(size.1)))?;
+        let (side, long) = (self.config.detect.max_side as f32, size.0.max(size.1).max(1) as f32);
+        let coarse = if long > 2.0 * side { COARSE_FRACTION * side / long } else { side / long };
+        let (photo, scale) = decode_scaled(bytes, limits, coarse)?;
         let mut decode_ms = ms(start);
-        let mut analysis = self.analyze_scaled(&photo.image, scale, size, policy)?;
-        // Too few pixels on the face at that scale: decode again, larger, for the face's sake.
-        let face_px = analysis.face.bbox.width.max(analysis.face.bbox.height) * scale;
+        let t = Instant::now();
+        let mut faces = self.coarse_faces(&photo.image, scale)?;
+        let faces_found = faces.len();
+        let mut detect_ms = ms(t);
+        // Too few pixels on the chosen face at that scale: decode again, larger, and re-detect just
+        // around it; it is aligned and embedded once, from that decode. A face that no longer scores
+        // as one with enough pixels (an animal, say) is dropped and the choice made again.
         let wanted = self.config.detect.refine_size as f32 / self.config.detect.refine_context;
-        if scale < 1.0 && face_px < wanted {
-            // Only the chosen face needs more pixels: decode larger and re-detect just around it.
+        let mut larger: Option<(Photo, f32)> = None;
+        let (face, photo, scale) = loop {
+            let face = self.select(&faces, policy)?;
+            let face_px = face.bbox.width.max(face.bbox.height) * scale;
+            if scale >= 1.0 || face_px >= wanted {
+                break (face, &photo, scale);
+            }
+            let needed = scale * wanted / face_px.max(1.0);
+            if larger.as_ref().is_none_or(|(_, s)| *s < needed.min(1.0)) {
+                let t = Instant::now();
+                larger = Some(decode_scaled(bytes, limits, needed)?);
+                decode_ms += ms(t);
+            }
+            let (image, s) = larger.as_ref().map(|(p, s)| (&p.image, *s)).expect("decoded above");
             let t = Instant::now();
-            let (photo, scale) = decode_scaled(bytes, limits, scale * wanted / face_px.max(1.0))?;
-            decode_ms += ms(t);
-            let t = Instant::now();
-            let in_image = analysis.face.mapped(&Affine([[scale, 0.0, 0.0], [0.0, scale, 0.0]]));
-            let refined = refine(self.detector.as_ref(), &photo.image, &in_image, &self.config.detect)?;
-            let to_photo = Affine([[1.0 / scale, 0.0, 0.0], [0.0, 1.0 / scale, 0.0]]);
-            let detect_ms = analysis.timings.detect_ms + ms(t);
-            let faces_found = analysis.faces_found;
-            analysis = self.finish(&photo.image, scale, size, refined.mapped(&to_photo), faces_found)?;
-            analysis.timings.detect_ms = detect_ms;
-        }
+            let in_image = face.mapped(&Affine::scale(s));
+            let refined = redetect(self.detector.as_ref(), image, &in_image, &self.config.detect)?
+                .map(|f| f.mapped(&Affine::scale(1.0 / s)));
+            detect_ms += ms(t);
+            if let Some(refined) = refined.filter(|f| f.score >= self.config.quality.min_face_score) {
+                let (photo, s) = larger.as_ref().expect("decoded above");
+                break (refined, photo, *s);
+            }
+            let before = faces.len();
+            faces.retain(|f| *f != face);
+            if faces.len() == before {
+                return Err(Error::NoFace);
+            }
+        };
+        let mut analysis = self.finish(&photo.image, scale, size, face, faces_found)?;
+        analysis.timings.detect_ms = detect_ms;
         analysis.timings.decode_ms = decode_ms;
         analysis.photo_sha256 = photo_sha256;
         Ok(analysis)
@@ -338,27 +366,19 @@ impl Engine {
     /// # Errors
     /// As [`Engine::analyze`], without decoding errors.
     pub fn analyze_image(&self, image: &RgbImage, policy: FacePolicy) -> Result<FaceAnalysis> {
-        self.analyze_scaled(image, 1.0, image.dimensions(), policy)
+        let t = Instant::now();
+        let faces = self.faces(image)?;
+        let face = self.select(&faces, policy)?;
+        let detect_ms = ms(t);
+        let mut analysis = self.finish(image, 1.0, image.dimensions(), face, faces.len())?;
+        analysis.timings.detect_ms = detect_ms;
+        Ok(analysis)
     }
 
-    /// Analyses `image`, which is the photo scaled by `scale` (photo size `full`). Faces, sizes and
-    /// quality are reported in photo coordinates.
-    fn analyze_scaled(
-        &self,
-        image: &RgbImage,
-        scale: f32,
-        full: (u32, u32),
-        policy: FacePolicy,
-    ) -> Result<FaceAnalysis> {
-        let mut timings = Timings::default();
-        let t = Instant::now();
-        let to_photo = Affine([[1.0 / scale, 0.0, 0.0], [0.0, 1.0 / scale, 0.0]]);
-        let faces: Vec<Face> = self.faces(image)?.iter().map(|f| f.mapped(&to_photo)).collect();
-        timings.detect_ms = ms(t);
-        let face = self.select(&faces, policy)?;
-        let mut analysis = self.finish(image, scale, full, face, faces.len())?;
-        analysis.timings.detect_ms = timings.detect_ms;
-        Ok(analysis)
+    /// The faces of `image` (the photo scaled by `scale`), in photo coordinates.
+    fn coarse_faces(&self, image: &RgbImage, scale: f32) -> Result<Vec<Face>> {
+        let to_photo = Affine::scale(1.0 / scale);
+        Ok(self.faces(image)?.iter().map(|f| f.mapped(&to_photo)).collect())
     }
 
     /// Align, assess and embed `face` (photo coordinates) from `image` (the photo at `scale`).
@@ -372,7 +392,7 @@ impl Engine {
     ) -> Result<FaceAnalysis> {
         let mut timings = Timings::default();
         let t = Instant::now();
-        let in_image = face.mapped(&Affine([[scale, 0.0, 0.0], [0.0, scale, 0.0]]));
+        let in_image = face.mapped(&Affine::scale(scale));
         let aligned = self.align(image, &in_image)?;
         timings.align_ms = ms(t);
 

@@ -10,6 +10,11 @@ use image::RgbImage;
 pub struct Affine(pub [[f32; 3]; 2]);
 
 impl Affine {
+    /// Uniform scale by `s` about the origin.
+    pub fn scale(s: f32) -> Self {
+        Self::crop_scale(0.0, 0.0, s)
+    }
+
     /// Scale by `s` after translating by `(-x0, -y0)`.
     pub fn crop_scale(x0: f32, y0: f32, s: f32) -> Self {
         Affine([[s, 0.0, -x0 * s], [0.0, s, -y0 * s]])

@@ -110,6 +110,50 @@ fn template_is_stable_across_photo_resolution() {
     assert!(cosine >= 0.9, "{file}: full vs half resolution cosine {cosine:.4}");
 }
 
+/// `image` as a JPEG of quality 90, as a phone would save it.
+fn jpeg(image: &image::RgbImage) -> Vec<u8> {
+    let mut compress = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+    compress.set_size(image.width() as usize, image.height() as usize);
+    compress.set_quality(90.0);
+    let mut started = compress.start_compress(Vec::new()).expect("start");
+    started.write_scanlines(image.as_raw()).expect("scanlines");
+    started.finish().expect("finish")
+}
+
+#[test]
+fn a_12_megapixel_jpeg_gives_the_template_of_the_original() {
+    // Phone-size JPEGs take the reduced-scale decode path (detection at 1/8, the face from a larger
+    // decode); the template must be the one the original photo gives, and the same person must match.
+    let engine = engine();
+    let files: Vec<String> = folder("identities/")
+        .into_iter()
+        .map(|(f, _)| f)
+        .filter(|f| f.contains("/df_") && f.ends_with(".jpg"))
+        .take(2)
+        .collect();
+    assert_eq!(files.len(), 2, "two photos of one df_ identity");
+    let photo = engine.decode(&read(&files[0])).expect("decodes").image;
+    let (w, h) = photo.dimensions();
+    let k = (12e6 / f64::from(w * h)).sqrt();
+    let big = wajah::resize(&photo, (f64::from(w) * k) as u32, (f64::from(h) * k) as u32);
+    let bytes = jpeg(&big);
+    let original = engine.analyze_with(&read(&files[0]), FacePolicy::Largest).expect("original");
+    let phone = engine.analyze_with(&bytes, FacePolicy::Largest).expect("12 MP");
+    assert_eq!(phone.photo_size, big.dimensions());
+    let cosine = original.template.similarity(&phone.template).expect("same model").0;
+    let other = engine.analyze_with(&read(&files[1]), FacePolicy::Largest).expect("other photo");
+    let decision = engine.compare(&phone.template, &other.template).expect("compare");
+    eprintln!(
+        "{} at {}x{}: cosine to the original {cosine:.4}; vs {}: {decision:?}",
+        files[0],
+        big.width(),
+        big.height(),
+        files[1]
+    );
+    assert!(cosine >= 0.9, "12 MP vs original cosine {cosine:.4}");
+    assert!(decision.matched, "{decision:?}");
+}
+
 #[test]
 fn batch_analysis_equals_one_by_one() {
     let engine = engine();
