@@ -71,7 +71,7 @@ def time_dir(d, models, repeats):
     for _ in range(int(repeats)):
         for data in photos:
             p.template(data, t)
-    print(json.dumps({"photos": len(photos), **{k: float(np.median(v)) for k, v in t.items()}}))
+    print(json.dumps({"photos": len(photos), "opencv": cv2.__version__, **{k: float(np.median(v)) for k, v in t.items()}}))
 
 
 def lfw(pairs, root, models):
@@ -103,7 +103,7 @@ def lfw(pairs, root, models):
         cands = [(a + b) / 2 for a, b in zip(ss, ss[1:])] + [ss[0] - 1e-3, ss[-1] + 1e-3]
         th = max(cands, key=lambda c: (acc(train, c), -c))
         accs.append(acc(test, th))
-    print(json.dumps({"pairs": len(body), "scored": len(scored), "accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
+    print(json.dumps({"opencv": cv2.__version__, "pairs": len(body), "scored": len(scored), "accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
                       "accuracy_at_0.363": acc(scored, 0.363)}))
 
 
