@@ -12,9 +12,11 @@ SFace (face_recognition_sface_2021dec_int8bq.onnx):
   * graph inputs that are initializers or are consumed by no node are removed (ONNX Runtime's Python
     API and OpenCV 5 refuse them).
   * the batch dimension becomes symbolic so several aligned faces run in one call.
-  * PRelu(x, a) becomes Relu(x) - a * Relu(-x): same values, about half the latency in ONNX Runtime.
+  * PRelu(x, a) becomes x + (1 - a) * Relu(-x), the per-channel scales as BatchNormalization: same
+    values, and ONNX Runtime keeps every layer in its blocked layout (about 2.5x faster than PRelu).
 
 Usage: fix_models.py SRC_DIR DST_DIR [--check]
+       fix_models.py --stale-inputs-only SFACE_IN SFACE_OUT   (the first SFace fix alone, for peers)
 """
 
 import sys
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 
 YUNET = "face_detection_yunet_2023mar_int8bq.onnx"
 SFACE = "face_recognition_sface_2021dec_int8bq.onnx"
@@ -57,7 +59,8 @@ def fix_yunet(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def fix_sface(model: onnx.ModelProto) -> onnx.ModelProto:
+def drop_stale_inputs(model: onnx.ModelProto) -> int:
+    """Keeps only graph inputs that a node consumes and no initializer provides; returns how many went."""
     g = model.graph
     initializers = {t.name for t in g.initializer}
     consumed = {name for node in g.node for name in node.input}
@@ -65,10 +68,21 @@ def fix_sface(model: onnx.ModelProto) -> onnx.ModelProto:
     removed = len(g.input) - len(keep)
     del g.input[:]
     g.input.extend(keep)
+    return removed
+
+
+def fix_sface(model: onnx.ModelProto) -> onnx.ModelProto:
+    g = model.graph
+    removed = drop_stale_inputs(model)
     g.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
     g.output[0].type.tensor_type.shape.dim[0].dim_param = "batch"
     del g.value_info[:]
 
+    # PRelu(x, a) = x + (1 - a) * Relu(-x). The two per-channel scales (-1, then 1 - a) are written as
+    # BatchNormalization with mean 0 and variance 1 - eps, which ONNX Runtime runs inside its blocked
+    # (NCHWc) layout with the Relu and the Add fused, so no layer leaves that layout.
+    slopes = {t.name: t for t in g.initializer}
+    eps = 1e-5
     nodes = []
     rewritten = 0
     for node in g.node:
@@ -78,12 +92,22 @@ def fix_sface(model: onnx.ModelProto) -> onnx.ModelProto:
         x, slope = node.input
         (y,) = node.output
         p = node.name or y
+        a = numpy_helper.to_array(slopes[slope]).astype(np.float32).reshape(-1)
+        channels = a.shape[0]
+        for name, value in [
+            ("_minus_one", -np.ones(channels)),
+            ("_one_minus_a", 1.0 - a),
+            ("_zero", np.zeros(channels)),
+            ("_var", np.full(channels, 1.0 - eps)),
+        ]:
+            g.initializer.append(numpy_helper.from_array(value.astype(np.float32), p + name))
         nodes += [
-            helper.make_node("Relu", [x], [p + "_pos"], name=p + "_relu_pos"),
-            helper.make_node("Neg", [x], [p + "_negx"], name=p + "_neg"),
+            helper.make_node("BatchNormalization", [x, p + "_minus_one", p + "_zero", p + "_zero", p + "_var"],
+                             [p + "_negx"], name=p + "_neg", epsilon=eps),
             helper.make_node("Relu", [p + "_negx"], [p + "_negpart"], name=p + "_relu_neg"),
-            helper.make_node("Mul", [slope, p + "_negpart"], [p + "_scaled"], name=p + "_mul"),
-            helper.make_node("Sub", [p + "_pos", p + "_scaled"], [y], name=p + "_sub"),
+            helper.make_node("BatchNormalization", [p + "_negpart", p + "_one_minus_a", p + "_zero", p + "_zero",
+                                                    p + "_var"], [p + "_scaled"], name=p + "_scale", epsilon=eps),
+            helper.make_node("Add", [x, p + "_scaled"], [y], name=p + "_add"),
         ]
         rewritten += 1
     del g.node[:]
@@ -103,12 +127,7 @@ def check(src: Path, dst: Path) -> None:
     # SFace: the original runs in ONNX Runtime once its stale inputs are gone; compare the PRelu rewrite
     # (and batching) against that minimal fix.
     minimal = onnx.load(src / SFACE)
-    g = minimal.graph
-    initializers = {t.name for t in g.initializer}
-    consumed = {n for node in g.node for n in node.input}
-    keep = [i for i in g.input if i.name in consumed and i.name not in initializers]
-    del g.input[:]
-    g.input.extend(keep)
+    drop_stale_inputs(minimal)
     ref = ort.InferenceSession(minimal.SerializeToString(), so, providers=["CPUExecutionProvider"])
     new = ort.InferenceSession(str(dst / SFACE_OUT), so, providers=["CPUExecutionProvider"])
     faces = rng.uniform(0, 255, size=(3, 3, 112, 112)).astype(np.float32)
@@ -142,6 +161,12 @@ def main() -> int:
     if len(sys.argv) < 3:
         print(__doc__)
         return 2
+    if sys.argv[1] == "--stale-inputs-only":
+        # For peers (OpenCV 5 refuses SFace's stale inputs): that fix alone, nothing else changed.
+        model = onnx.load(sys.argv[2])
+        print(f"removed {drop_stale_inputs(model)} stale graph inputs")
+        onnx.save(model, sys.argv[3])
+        return 0
     src, dst = Path(sys.argv[1]), Path(sys.argv[2])
     dst.mkdir(parents=True, exist_ok=True)
     onnx.save(fix_yunet(onnx.load(src / YUNET)), dst / YUNET_OUT)
