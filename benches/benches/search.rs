@@ -92,8 +92,9 @@ fn real_templates() -> Vec<Embedding> {
         .collect()
 }
 
-fn hnsw(c: &mut Criterion) {
-    let (n, dim) = (100_000, 128);
+/// The 100k gallery, its HNSW index and the queries; built once, and only when an hnsw bench runs
+/// (building takes minutes).
+fn hnsw_setup(n: usize, dim: usize) -> (FaceIndex, Vec<Embedding>) {
     // Gallery: real templates of the testdata photos plus seeded clustered vectors.
     let real = real_templates();
     let synthetic = clustered(n, dim, 4);
@@ -143,12 +144,19 @@ fn hnsw(c: &mut Criterion) {
         r10 as f64 / (10 * queries.len()) as f64,
         queries.len()
     );
+    (index, queries)
+}
+
+fn hnsw(c: &mut Criterion) {
+    let (n, dim) = (100_000, 128);
+    let setup = std::cell::OnceCell::new();
     let mut group = c.benchmark_group("hnsw");
     group.throughput(Throughput::Elements(1));
     let mut i = 0;
     group.bench_function(
         BenchmarkId::new("query_top10", format!("128d/{}k/ef{}", n / 1000, IndexConfig::default().ef_search)),
         |b| {
+            let (index, queries) = setup.get_or_init(|| hnsw_setup(n, dim));
             b.iter(|| {
                 i = (i + 1) % queries.len();
                 index.search(&queries[i], 10).expect("hnsw")
