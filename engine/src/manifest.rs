@@ -18,6 +18,8 @@ pub struct Manifest {
     pub detector: DetectorSpec,
     /// The face recogniser.
     pub recognizer: RecognizerSpec,
+    /// The second opinion that a detection is a human face.
+    pub confirmer: ConfirmerSpec,
 }
 
 /// Where the ONNX Runtime library comes from.
@@ -69,6 +71,31 @@ pub struct RecognizerSpec {
     pub threshold: f32,
 }
 
+/// An MTCNN O-Net-style face/non-face classifier on square crops of the face box.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ConfirmerSpec {
+    /// Model id, e.g. `mtcnn-onet`.
+    pub id: String,
+    /// File name inside the model directory.
+    pub file: String,
+    /// sha256 of that file.
+    pub sha256: String,
+    /// Side of the square input crop.
+    pub input_size: u32,
+    /// `rgb` or `bgr`.
+    pub colour_order: String,
+    /// Subtracted from every channel before feeding.
+    pub mean: f32,
+    /// Divisor after the mean.
+    pub std: f32,
+    /// The model takes images with rows and columns swapped (N x W x H x C).
+    pub transposed: bool,
+    /// Name of the `[not face, face]` softmax output.
+    pub output: String,
+    /// Face probability at or above which a detection counts as a human face.
+    pub min_probability: f32,
+}
+
 impl Manifest {
     /// Parses manifest text.
     ///
@@ -113,6 +140,16 @@ impl Manifest {
         }
         if !(-1.0..=1.0).contains(&r.threshold) {
             return Err(Error::Config(format!("recognizer threshold {} is outside [-1, 1]", r.threshold)));
+        }
+        let c = &self.confirmer;
+        if c.input_size == 0 || c.std == 0.0 || !matches!(c.colour_order.as_str(), "rgb" | "bgr") {
+            return Err(Error::Config("confirmer needs a positive input_size and std, rgb or bgr".into()));
+        }
+        if !(0.0..=1.0).contains(&c.min_probability) {
+            return Err(Error::Config(format!(
+                "confirmer min_probability {} is outside [0, 1]",
+                c.min_probability
+            )));
         }
         let d = &self.detector;
         if !(0.0..=1.0).contains(&d.score_threshold) || !(0.0..=1.0).contains(&d.nms_iou_threshold) {

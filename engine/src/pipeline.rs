@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::align::{AlignedFace, align};
 use crate::calibration::Calibration;
+use crate::confirm::FaceConfirmer;
 use crate::decode::{self, DecodeLimits, Photo, decode, decode_scaled};
 use crate::detect::{DetectPolicy, Detector, Face, YuNet, find_faces, redetect};
 use crate::embed::{Embedder, OnnxEmbedder};
@@ -139,7 +140,7 @@ pub struct Timings {
 pub struct FaceAnalysis {
     /// The face the template was made from.
     pub face: Face,
-    /// How many faces the detector found.
+    /// How many faces were found (scored at least `min_face_score` and confirmed as human faces).
     pub faces_found: usize,
     /// Capture checks.
     pub quality: QualityReport,
@@ -170,6 +171,7 @@ pub struct Detection {
 pub struct Engine {
     config: EngineConfig,
     detector: Box<dyn Detector>,
+    confirmer: FaceConfirmer,
     embedder: Box<dyn Embedder>,
     threshold: f32,
 }
@@ -177,6 +179,13 @@ pub struct Engine {
 /// The first detection pass of a JPEG over twice [`DetectPolicy::max_side`] runs on a decode whose
 /// longer side is at least this fraction of it.
 const COARSE_FRACTION: f32 = 0.75;
+
+/// The template path's first pass only has to find faces big enough to use: it runs at the
+/// smallest size where a face of `min_interocular_px` still has a box of this many pixels.
+const FIRST_PASS_FACE_PX: f32 = 20.0;
+
+/// A frontal face's box is about this many times its eye distance.
+const BOX_PER_INTEROCULAR: f32 = 2.5;
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
@@ -198,6 +207,7 @@ impl Engine {
         let options = SessionOptions { intra_threads: config.intra_threads, sessions: config.sessions };
         let detector = YuNet::load(env, &config.models_dir, &manifest.detector, options)?;
         let embedder = OnnxEmbedder::load(env, &config.models_dir, &manifest.recognizer, options)?;
+        let confirmer = FaceConfirmer::load(env, &config.models_dir, &manifest.confirmer, options)?;
         let calibrated = match &config.calibration {
             Some(path) => {
                 let c = Calibration::load(path)?;
@@ -212,7 +222,7 @@ impl Engine {
             None => None,
         };
         let threshold = config.threshold.or(calibrated).unwrap_or(manifest.recognizer.threshold);
-        Ok(Self { config, detector: Box::new(detector), embedder: Box::new(embedder), threshold })
+        Ok(Self { config, detector: Box::new(detector), confirmer, embedder: Box::new(embedder), threshold })
     }
 
     /// The settings in use.
@@ -318,7 +328,7 @@ impl Engine {
         let (photo, scale) = decode_scaled(bytes, limits, coarse)?;
         let mut decode_ms = ms(start);
         let t = Instant::now();
-        let mut faces = self.coarse_faces(&photo.image, scale)?;
+        let mut faces = self.coarse_faces(&photo.image, scale, long)?;
         let faces_found = faces.len();
         let mut detect_ms = ms(t);
         // Too few pixels on the chosen face at that scale: decode again, larger, and re-detect just
@@ -367,7 +377,7 @@ impl Engine {
     /// As [`Engine::analyze`], without decoding errors.
     pub fn analyze_image(&self, image: &RgbImage, policy: FacePolicy) -> Result<FaceAnalysis> {
         let t = Instant::now();
-        let faces = self.faces(image)?;
+        let faces = self.coarse_faces(image, 1.0, image.width().max(image.height()) as f32)?;
         let face = self.select(&faces, policy)?;
         let detect_ms = ms(t);
         let mut analysis = self.finish(image, 1.0, image.dimensions(), face, faces.len())?;
@@ -375,10 +385,23 @@ impl Engine {
         Ok(analysis)
     }
 
-    /// The faces of `image` (the photo scaled by `scale`), in photo coordinates.
-    fn coarse_faces(&self, image: &RgbImage, scale: f32) -> Result<Vec<Face>> {
+    /// The faces of `image` (the photo, whose longer side is `long`, scaled by `scale`) that could
+    /// make a template, in photo coordinates. The first pass runs at the smallest size where a
+    /// face of the minimum usable size is still found ([`FIRST_PASS_FACE_PX`]), between
+    /// [`DetectPolicy::min_side`] and [`DetectPolicy::max_side`]; faces are then re-detected on
+    /// their crops as usual, so templates do not depend on that size. Only faces scored at least
+    /// `min_face_score` that the [`FaceConfirmer`] takes for human faces are kept.
+    fn coarse_faces(&self, image: &RgbImage, scale: f32, long: f32) -> Result<Vec<Face>> {
+        let policy = &self.config.detect;
+        let min_box = self.config.quality.min_interocular_px * BOX_PER_INTEROCULAR;
+        let side = (long * FIRST_PASS_FACE_PX / min_box.max(1.0)).ceil() as u32;
+        let first = DetectPolicy { max_side: side.clamp(policy.min_side, policy.max_side), ..*policy };
+        let mut faces = find_faces(self.detector.as_ref(), image, &first)?;
+        faces.retain(|f| f.score >= self.config.quality.min_face_score);
+        let human = self.confirmer.probabilities(image, &faces)?;
+        let min = self.confirmer.min_probability();
         let to_photo = Affine::scale(1.0 / scale);
-        Ok(self.faces(image)?.iter().map(|f| f.mapped(&to_photo)).collect())
+        Ok(faces.iter().zip(human).filter(|(_, p)| *p >= min).map(|(f, _)| f.mapped(&to_photo)).collect())
     }
 
     /// Align, assess and embed `face` (photo coordinates) from `image` (the photo at `scale`).

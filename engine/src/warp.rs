@@ -116,6 +116,10 @@ fn warp_bilinear(src: &RgbImage, forward: &Affine, width: u32, height: u32, bord
     };
     let [[a, b, c], [d, e, f]] = inv.0;
     let dst = out.as_mut();
+    if b == 0.0 && d == 0.0 {
+        scale_bilinear(src, [a, c, e, f], &mut out, border);
+        return out;
+    }
     for y in 0..height as usize {
         let yf = y as f32;
         for x in 0..width as usize {
@@ -148,6 +152,82 @@ fn warp_bilinear(src: &RgbImage, forward: &Affine, width: u32, height: u32, bord
         }
     }
     out
+}
+
+/// [`warp_bilinear`] for a map without rotation or shear (`sx = a x + c`, `sy = e y + f`), with
+/// the same arithmetic, done in two passes: source rows are interpolated horizontally once (and
+/// reused by the next output row), then pairs of them blended vertically.
+fn scale_bilinear(src: &RgbImage, [a, c, e, f]: [f32; 4], out: &mut RgbImage, border: Border) {
+    let (sw, sh) = (src.width() as i64, src.height() as i64);
+    let width = out.width() as usize;
+    let raw = src.as_raw();
+    let stride = sw as usize * 3;
+    // Source column and weight for every output column, and whether both neighbours are inside.
+    let cols: Vec<(i64, f32, bool)> = (0..width)
+        .map(|x| {
+            let sx = a * x as f32 + c;
+            let x0 = floor(sx);
+            (x0, sx - x0 as f32, x0 >= 0 && x0 + 1 < sw)
+        })
+        .collect();
+    let px = |x: i64, y: i64, ch: usize| -> f32 {
+        let (x, y) = match border {
+            Border::Zero if x < 0 || y < 0 || x >= sw || y >= sh => return 0.0,
+            Border::Zero => (x, y),
+            Border::Replicate => (x.clamp(0, sw - 1), y.clamp(0, sh - 1)),
+        };
+        f32::from(raw[y as usize * stride + x as usize * 3 + ch])
+    };
+    let horizontal = |y: i64, line: &mut [f32]| {
+        let row = &raw[y as usize * stride..(y as usize + 1) * stride];
+        for (&(x0, fx, inside), v) in cols.iter().zip(line.chunks_exact_mut(3)) {
+            if inside {
+                let p = &row[x0 as usize * 3..x0 as usize * 3 + 6];
+                for ch in 0..3 {
+                    v[ch] = f32::from(p[ch]) + (f32::from(p[ch + 3]) - f32::from(p[ch])) * fx;
+                }
+            }
+        }
+    };
+    // Horizontally interpolated source rows, by the row's parity (y0 and y0 + 1 never collide).
+    let mut lines = [(-1i64, vec![0f32; width * 3]), (-1i64, vec![0f32; width * 3])];
+    for (y, row) in out.as_mut().chunks_exact_mut(width * 3).enumerate() {
+        let sy = e * y as f32 + f;
+        let y0 = floor(sy);
+        let fy = sy - y0 as f32;
+        if border == Border::Zero && (y0 < -1 || y0 >= sh) {
+            continue;
+        }
+        let rows_inside = y0 >= 0 && y0 + 1 < sh;
+        if rows_inside {
+            for yy in [y0, y0 + 1] {
+                let (held, line) = &mut lines[yy.rem_euclid(2) as usize];
+                if *held != yy {
+                    horizontal(yy, line);
+                    *held = yy;
+                }
+            }
+        }
+        let (top, bottom) =
+            if y0.rem_euclid(2) == 0 { (&lines[0].1, &lines[1].1) } else { (&lines[1].1, &lines[0].1) };
+        for (x, (&(x0, fx, inside), o)) in cols.iter().zip(row.chunks_exact_mut(3)).enumerate() {
+            if rows_inside && inside {
+                for ch in 0..3 {
+                    let (t, b) = (top[x * 3 + ch], bottom[x * 3 + ch]);
+                    o[ch] = (t + (b - t) * fy + 0.5) as u8; // in [0, 255.5): no clamp needed
+                }
+                continue;
+            }
+            if border == Border::Zero && (x0 < -1 || x0 >= sw) {
+                continue;
+            }
+            for (ch, v) in o.iter_mut().enumerate() {
+                let top = px(x0, y0, ch) * (1.0 - fx) + px(x0 + 1, y0, ch) * fx;
+                let bottom = px(x0, y0 + 1, ch) * (1.0 - fx) + px(x0 + 1, y0 + 1, ch) * fx;
+                *v = (top * (1.0 - fy) + bottom * fy + 0.5).clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
 }
 
 fn floor(v: f32) -> i64 {
@@ -249,6 +329,52 @@ mod tests {
         assert_eq!(out.dimensions(), (2, 1));
         assert_eq!(out.get_pixel(0, 0).0[0], 10);
         assert_eq!(out.get_pixel(1, 0).0[0], 30);
+    }
+
+    /// Bilinear sample of `src` at (sx, sy), one pixel at a time, as the general warp computes it.
+    fn naive(src: &RgbImage, sx: f32, sy: f32, border: Border) -> [u8; 3] {
+        let (w, h) = (src.width() as i64, src.height() as i64);
+        let px = |x: i64, y: i64, c: usize| -> f32 {
+            let (x, y) = match border {
+                Border::Zero if x < 0 || y < 0 || x >= w || y >= h => return 0.0,
+                Border::Zero => (x, y),
+                Border::Replicate => (x.clamp(0, w - 1), y.clamp(0, h - 1)),
+            };
+            f32::from(src.get_pixel(x as u32, y as u32).0[c])
+        };
+        let (x0, y0) = (floor(sx), floor(sy));
+        let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+        std::array::from_fn(|c| {
+            let top = px(x0, y0, c) * (1.0 - fx) + px(x0 + 1, y0, c) * fx;
+            let bottom = px(x0, y0 + 1, c) * (1.0 - fx) + px(x0 + 1, y0 + 1, c) * fx;
+            (top * (1.0 - fy) + bottom * fy + 0.5).clamp(0.0, 255.0) as u8
+        })
+    }
+
+    #[test]
+    fn scaling_without_rotation_matches_per_pixel_sampling() {
+        let src = RgbImage::from_fn(37, 23, |x, y| {
+            image::Rgb([(x * 7) as u8, (y * 11) as u8, ((x * y) % 251) as u8])
+        });
+        for border in [Border::Zero, Border::Replicate] {
+            // Shrink, enlarge, and a crop reaching past every edge.
+            for m in [
+                Affine::crop_scale(0.0, 0.0, 0.6),
+                Affine::crop_scale(3.5, 2.25, 1.7),
+                Affine::crop_scale(-6.0, -4.0, 0.9),
+            ] {
+                let (w, h) = (41, 29);
+                let out = warp_bilinear(&src, &m, w, h, border);
+                let inv = m.inverse().expect("invertible");
+                for (x, y, p) in out.enumerate_pixels() {
+                    let (sx, sy) = inv.apply(x as f32, y as f32);
+                    let outside = border == Border::Zero
+                        && (floor(sx) < -1 || floor(sy) < -1 || floor(sx) >= 37 || floor(sy) >= 23);
+                    let want = if outside { [0; 3] } else { naive(&src, sx, sy, border) };
+                    assert_eq!(p.0, want, "{border:?} {m:?} at ({x}, {y})");
+                }
+            }
+        }
     }
 
     #[test]
