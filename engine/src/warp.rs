@@ -106,14 +106,6 @@ fn warp_bilinear(src: &RgbImage, forward: &Affine, width: u32, height: u32, bord
     let (sw, sh) = (src.width() as i64, src.height() as i64);
     let raw = src.as_raw();
     let stride = sw as usize * 3;
-    let px = |x: i64, y: i64, c: usize| -> f32 {
-        let (x, y) = match border {
-            Border::Zero if x < 0 || y < 0 || x >= sw || y >= sh => return 0.0,
-            Border::Zero => (x, y),
-            Border::Replicate => (x.clamp(0, sw - 1), y.clamp(0, sh - 1)),
-        };
-        f32::from(raw[y as usize * stride + x as usize * 3 + c])
-    };
     let [[a, b, c], [d, e, f]] = inv.0;
     let dst = out.as_mut();
     if b == 0.0 && d == 0.0 {
@@ -144,11 +136,7 @@ fn warp_bilinear(src: &RgbImage, forward: &Affine, width: u32, height: u32, bord
             if border == Border::Zero && (x0 < -1 || y0 < -1 || x0 >= sw || y0 >= sh) {
                 continue;
             }
-            for ch in 0..3 {
-                let top = px(x0, y0, ch) * (1.0 - fx) + px(x0 + 1, y0, ch) * fx;
-                let bottom = px(x0, y0 + 1, ch) * (1.0 - fx) + px(x0 + 1, y0 + 1, ch) * fx;
-                dst[o + ch] = (top * (1.0 - fy) + bottom * fy + 0.5).clamp(0.0, 255.0) as u8;
-            }
+            dst[o..o + 3].copy_from_slice(&sample_at_edge(src, x0, y0, fx, fy, border));
         }
     }
     out
@@ -170,14 +158,6 @@ fn scale_bilinear(src: &RgbImage, [a, c, e, f]: [f32; 4], out: &mut RgbImage, bo
             (x0, sx - x0 as f32, x0 >= 0 && x0 + 1 < sw)
         })
         .collect();
-    let px = |x: i64, y: i64, ch: usize| -> f32 {
-        let (x, y) = match border {
-            Border::Zero if x < 0 || y < 0 || x >= sw || y >= sh => return 0.0,
-            Border::Zero => (x, y),
-            Border::Replicate => (x.clamp(0, sw - 1), y.clamp(0, sh - 1)),
-        };
-        f32::from(raw[y as usize * stride + x as usize * 3 + ch])
-    };
     let horizontal = |y: i64, line: &mut [f32]| {
         let row = &raw[y as usize * stride..(y as usize + 1) * stride];
         for (&(x0, fx, inside), v) in cols.iter().zip(line.chunks_exact_mut(3)) {
@@ -221,13 +201,29 @@ fn scale_bilinear(src: &RgbImage, [a, c, e, f]: [f32; 4], out: &mut RgbImage, bo
             if border == Border::Zero && (x0 < -1 || x0 >= sw) {
                 continue;
             }
-            for (ch, v) in o.iter_mut().enumerate() {
-                let top = px(x0, y0, ch) * (1.0 - fx) + px(x0 + 1, y0, ch) * fx;
-                let bottom = px(x0, y0 + 1, ch) * (1.0 - fx) + px(x0 + 1, y0 + 1, ch) * fx;
-                *v = (top * (1.0 - fy) + bottom * fy + 0.5).clamp(0.0, 255.0) as u8;
-            }
+            o.copy_from_slice(&sample_at_edge(src, x0, y0, fx, fy, border));
         }
     }
+}
+
+/// Bilinear sample between source pixels (x0, y0) and (x0 + 1, y0 + 1), with weights (fx, fy), where
+/// some of the four may lie outside the image and read as `border` says.
+fn sample_at_edge(src: &RgbImage, x0: i64, y0: i64, fx: f32, fy: f32, border: Border) -> [u8; 3] {
+    let (sw, sh) = (src.width() as i64, src.height() as i64);
+    let raw = src.as_raw();
+    let px = |x: i64, y: i64, ch: usize| -> f32 {
+        let (x, y) = match border {
+            Border::Zero if x < 0 || y < 0 || x >= sw || y >= sh => return 0.0,
+            Border::Zero => (x, y),
+            Border::Replicate => (x.clamp(0, sw - 1), y.clamp(0, sh - 1)),
+        };
+        f32::from(raw[(y as usize * sw as usize + x as usize) * 3 + ch])
+    };
+    std::array::from_fn(|ch| {
+        let top = px(x0, y0, ch) * (1.0 - fx) + px(x0 + 1, y0, ch) * fx;
+        let bottom = px(x0, y0 + 1, ch) * (1.0 - fx) + px(x0 + 1, y0 + 1, ch) * fx;
+        (top * (1.0 - fy) + bottom * fy + 0.5).clamp(0.0, 255.0) as u8
+    })
 }
 
 fn floor(v: f32) -> i64 {
