@@ -14,6 +14,10 @@ SFace (face_recognition_sface_2021dec_int8bq.onnx):
   * the batch dimension becomes symbolic so several aligned faces run in one call.
   * PRelu(x, a) becomes x + (1 - a) * Relu(-x), the per-channel scales as BatchNormalization: same
     values, and ONNX Runtime keeps every layer in its blocked layout (about 2.5x faster than PRelu).
+  * the final fully connected layer (50176 x 128, int8 weights in blocks of 64 along K) becomes
+    MatMulNBits with the same 8-bit blocks, run with int8 activations (accuracy level 4): it reads
+    6.4 MB of weights per call instead of 25.7 MB of folded floats (about 1.4 -> 0.5 ms). This one
+    layer is not bit-exact: `--check` requires cosine >= 0.99999 to the original's embedding.
 O-Net (onet.onnx):
   * the same PRelu rewrite (PRelu is a third of its time in ONNX Runtime).
 
@@ -114,6 +118,55 @@ def rewrite_prelu(g: onnx.GraphProto) -> int:
     return rewritten
 
 
+def fc_as_matmul_nbits(model: onnx.ModelProto, gemm_name: str) -> None:
+    """Replaces Gemm(x, DequantizeLinear(W int8 [N, K], blocks along K), b) with MatMulNBits + Add."""
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    gemm = next(n for n in g.node if n.op_type == "Gemm" and n.name == gemm_name)
+    attrs = {a.name: helper.get_attribute_value(a) for a in gemm.attribute}
+    assert attrs.get("transB") == 1 and attrs.get("transA", 0) == 0, attrs
+    assert attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0, attrs
+    dq = next(n for n in g.node if n.output[0] == gemm.input[1])
+    dq_attrs = {a.name: helper.get_attribute_value(a) for a in dq.attribute}
+    block = dq_attrs["block_size"]
+    assert dq.op_type == "DequantizeLinear" and dq_attrs.get("axis") == 1, dq_attrs
+    q = numpy_helper.to_array(inits[dq.input[0]])
+    scales = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float32)
+    zero = numpy_helper.to_array(inits[dq.input[2]])
+    n, k = q.shape
+    assert q.dtype == np.int8 and zero.dtype == np.int8, (q.dtype, zero.dtype)
+    assert block >= 16 and block & (block - 1) == 0 and k % block == 0, (block, k)
+    blocks = k // block
+    assert scales.shape == (n, blocks) and zero.shape == (n, blocks), (scales.shape, zero.shape)
+    # MatMulNBits stores unsigned codes: q + 128 against zero point z + 128 dequantizes identically.
+    as_u8 = lambda v: (v.astype(np.int16) + 128).astype(np.uint8)  # noqa: E731
+    p = gemm_name
+    g.initializer.extend([
+        numpy_helper.from_array(as_u8(q).reshape(n, blocks, block), p + "_nbits_b"),
+        numpy_helper.from_array(scales.reshape(-1), p + "_nbits_scales"),
+        numpy_helper.from_array(as_u8(zero).reshape(-1), p + "_nbits_zero_points"),
+    ])
+    for name in dq.input:
+        g.initializer.remove(inits[name])
+    nodes = []
+    for node in g.node:
+        if node is dq:
+            continue
+        if node is gemm:
+            nodes += [
+                helper.make_node("MatMulNBits", [gemm.input[0], p + "_nbits_b", p + "_nbits_scales",
+                                                 p + "_nbits_zero_points"], [p + "_nbits"], name=p + "_nbits",
+                                 domain="com.microsoft", K=k, N=n, bits=8, block_size=block, accuracy_level=4),
+                helper.make_node("Add", [p + "_nbits", gemm.input[2]], list(gemm.output), name=p + "_bias"),
+            ]
+            continue
+        nodes.append(node)
+    del g.node[:]
+    g.node.extend(nodes)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+
+
 def fix_sface(model: onnx.ModelProto) -> onnx.ModelProto:
     g = model.graph
     removed = drop_stale_inputs(model)
@@ -122,7 +175,8 @@ def fix_sface(model: onnx.ModelProto) -> onnx.ModelProto:
     del g.value_info[:]
 
     rewritten = rewrite_prelu(g)
-    print(f"sface: removed {removed} stale graph inputs, rewrote {rewritten} PRelu nodes")
+    fc_as_matmul_nbits(model, "pre_fc1")
+    print(f"sface: removed {removed} stale graph inputs, rewrote {rewritten} PRelu nodes, pre_fc1 as MatMulNBits")
     return model
 
 
@@ -149,8 +203,9 @@ def check(src: Path, dst: Path) -> None:
     want = np.concatenate([ref.run(None, {"data": faces[i : i + 1]})[0] for i in range(3)])
     got = new.run(None, {"data": faces})[0]
     err = float(np.max(np.abs(want - got)) / np.max(np.abs(want)))
-    print(f"sface check: max relative difference {err:.2e} over a batch of 3")
-    assert err < 1e-4, err
+    cos = float(np.min(np.sum(want * got, 1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)))
+    print(f"sface check: max relative difference {err:.2e}, min cosine {cos:.7f} over a batch of 3")
+    assert cos >= 0.99999 and err < 1e-2, (cos, err)
 
     # YuNet: compare with the minimal fix (block_size dropped, fixed 640x640 input) at 640x640,
     # then check that 320x320 and 480x640 run.

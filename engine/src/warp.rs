@@ -91,8 +91,7 @@ fn warp(src: &RgbImage, forward: &Affine, width: u32, height: u32, border: Borde
     if x1 <= x0 || y1 <= y0 {
         return RgbImage::new(width, height);
     }
-    let region = image::imageops::crop_imm(src, x0, y0, x1 - x0, y1 - y0).to_image();
-    let reduced = box_reduce(&region, k);
+    let reduced = box_reduce(src, [x0, y0, x1, y1], k);
     // A reduced pixel i covers region pixels [k i, k i + k): its centre is at x0 + k i + (k - 1) / 2.
     let kf = k as f32;
     let off = (kf - 1.0) / 2.0;
@@ -144,34 +143,52 @@ fn warp_bilinear(src: &RgbImage, forward: &Affine, width: u32, height: u32, bord
 
 /// [`warp_bilinear`] for a map without rotation or shear (`sx = a x + c`, `sy = e y + f`), with
 /// the same arithmetic, done in two passes: source rows are interpolated horizontally once (and
-/// reused by the next output row), then pairs of them blended vertically.
+/// reused by the next output row), then pairs of them blended vertically. An integer translation
+/// within the image is a copy.
 fn scale_bilinear(src: &RgbImage, [a, c, e, f]: [f32; 4], out: &mut RgbImage, border: Border) {
     let (sw, sh) = (src.width() as i64, src.height() as i64);
-    let width = out.width() as usize;
+    let (width, height) = (out.width() as usize, out.height() as usize);
     let raw = src.as_raw();
     let stride = sw as usize * 3;
-    // Source column and weight for every output column, and whether both neighbours are inside.
-    let cols: Vec<(i64, f32, bool)> = (0..width)
+    if a == 1.0 && e == 1.0 && c.fract() == 0.0 && f.fract() == 0.0 {
+        let (dx, dy) = (c as i64, f as i64);
+        if dx >= 0 && dy >= 0 && dx + width as i64 <= sw && dy + height as i64 <= sh {
+            for (y, row) in out.as_mut().chunks_exact_mut(width * 3).enumerate() {
+                let start = (y + dy as usize) * stride + dx as usize * 3;
+                row.copy_from_slice(&raw[start..start + width * 3]);
+            }
+            return;
+        }
+    }
+    // Source column and weight for every output column.
+    let cols: Vec<(i64, f32)> = (0..width)
         .map(|x| {
             let sx = a * x as f32 + c;
             let x0 = floor(sx);
-            (x0, sx - x0 as f32, x0 >= 0 && x0 + 1 < sw)
+            (x0, sx - x0 as f32)
         })
         .collect();
+    // The run of output columns whose two source neighbours are both inside: they are interpolated
+    // in bulk; the others pixel by pixel.
+    let inside = |&(x0, _): &(i64, f32)| x0 >= 0 && x0 + 1 < sw;
+    let lo = cols.iter().position(inside).unwrap_or(width);
+    let hi = lo + cols[lo..].iter().take_while(|c| inside(c)).count();
+    let offsets: Vec<usize> = cols[lo..hi].iter().map(|&(x0, _)| x0 as usize * 3).collect();
+    let weights: Vec<f32> = cols[lo..hi].iter().map(|&(_, fx)| fx).collect();
     let horizontal = |y: i64, line: &mut [f32]| {
         let row = &raw[y as usize * stride..(y as usize + 1) * stride];
-        for (&(x0, fx, inside), v) in cols.iter().zip(line.chunks_exact_mut(3)) {
-            if inside {
-                let p = &row[x0 as usize * 3..x0 as usize * 3 + 6];
-                for ch in 0..3 {
-                    v[ch] = f32::from(p[ch]) + (f32::from(p[ch + 3]) - f32::from(p[ch])) * fx;
-                }
+        for ((&at, &fx), v) in offsets.iter().zip(&weights).zip(line.chunks_exact_mut(3)) {
+            let p = &row[at..at + 6];
+            for ch in 0..3 {
+                v[ch] = f32::from(p[ch]) + (f32::from(p[ch + 3]) - f32::from(p[ch])) * fx;
             }
         }
     };
-    // Horizontally interpolated source rows, by the row's parity (y0 and y0 + 1 never collide).
-    let mut lines = [(-1i64, vec![0f32; width * 3]), (-1i64, vec![0f32; width * 3])];
-    for (y, row) in out.as_mut().chunks_exact_mut(width * 3).enumerate() {
+    // Horizontally interpolated source rows (columns lo..hi), by the row's parity (y0 and y0 + 1
+    // never collide).
+    let span = (hi - lo) * 3;
+    let mut lines = [(-1i64, vec![0f32; span]), (-1i64, vec![0f32; span])];
+    for (y, row) in out.as_mut().chunks_exact_mut(width * 3).take(height).enumerate() {
         let sy = e * y as f32 + f;
         let y0 = floor(sy);
         let fy = sy - y0 as f32;
@@ -179,7 +196,7 @@ fn scale_bilinear(src: &RgbImage, [a, c, e, f]: [f32; 4], out: &mut RgbImage, bo
             continue;
         }
         let rows_inside = y0 >= 0 && y0 + 1 < sh;
-        if rows_inside {
+        let bulk = if rows_inside {
             for yy in [y0, y0 + 1] {
                 let (held, line) = &mut lines[yy.rem_euclid(2) as usize];
                 if *held != yy {
@@ -187,21 +204,21 @@ fn scale_bilinear(src: &RgbImage, [a, c, e, f]: [f32; 4], out: &mut RgbImage, bo
                     *held = yy;
                 }
             }
-        }
-        let (top, bottom) =
-            if y0.rem_euclid(2) == 0 { (&lines[0].1, &lines[1].1) } else { (&lines[1].1, &lines[0].1) };
-        for (x, (&(x0, fx, inside), o)) in cols.iter().zip(row.chunks_exact_mut(3)).enumerate() {
-            if rows_inside && inside {
-                for ch in 0..3 {
-                    let (t, b) = (top[x * 3 + ch], bottom[x * 3 + ch]);
-                    o[ch] = (t + (b - t) * fy + 0.5) as u8; // in [0, 255.5): no clamp needed
-                }
-                continue;
+            let (top, bottom) =
+                if y0.rem_euclid(2) == 0 { (&lines[0].1, &lines[1].1) } else { (&lines[1].1, &lines[0].1) };
+            for ((o, &t), &b) in row[lo * 3..hi * 3].iter_mut().zip(top).zip(bottom) {
+                *o = (t + (b - t) * fy + 0.5) as u8; // in [0, 255.5): no clamp needed
             }
+            lo..hi
+        } else {
+            0..0
+        };
+        for x in (0..bulk.start).chain(bulk.end..width) {
+            let (x0, fx) = cols[x];
             if border == Border::Zero && (x0 < -1 || x0 >= sw) {
                 continue;
             }
-            o.copy_from_slice(&sample_at_edge(src, x0, y0, fx, fy, border));
+            row[x * 3..x * 3 + 3].copy_from_slice(&sample_at_edge(src, x0, y0, fx, fy, border));
         }
     }
 }
@@ -231,34 +248,48 @@ fn floor(v: f32) -> i64 {
     if (t as f32) > v { t - 1 } else { t }
 }
 
-/// Averages `k x k` blocks (the last partial row/column averages what there is).
-fn box_reduce(src: &RgbImage, k: u32) -> RgbImage {
-    let (w, h) = src.dimensions();
+/// Averages `k x k` blocks of the region `[x0, y0, x1, y1)` of `src` (blocks cut by the region's
+/// right or bottom edge average what there is).
+fn box_reduce(src: &RgbImage, [x0, y0, x1, y1]: [u32; 4], k: u32) -> RgbImage {
+    let (w, h) = (x1 - x0, y1 - y0);
     let (ow, oh) = (w.div_ceil(k), h.div_ceil(k));
     let mut out = RgbImage::new(ow, oh);
+    let stride = src.width() as usize * 3;
     let raw = src.as_raw();
-    let mut acc = vec![0u32; ow as usize * 3];
-    let mut rows = vec![0u32; ow as usize];
-    for oy in 0..oh {
-        acc.iter_mut().for_each(|v| *v = 0);
-        let y_end = ((oy + 1) * k).min(h);
-        for y in oy * k..y_end {
-            let row = &raw[(y * w * 3) as usize..((y + 1) * w * 3) as usize];
-            for (x, p) in row.chunks_exact(3).enumerate() {
-                let o = (x / k as usize) * 3;
-                acc[o] += u32::from(p[0]);
-                acc[o + 1] += u32::from(p[1]);
-                acc[o + 2] += u32::from(p[2]);
+    let ku = k as usize;
+    // Rounded division by a whole block's pixel count as a multiply-shift: for n = k * k < 4096 and
+    // x <= 256 n, floor(x * ceil(2^32 / n) / 2^32) == floor(x / n) because x * n < 2^32.
+    let full = k * k;
+    let magic = (k < 64).then(|| (1u64 << 32).div_ceil(u64::from(full)));
+    let divide = |x: u32, n: u32| match magic {
+        Some(m) if n == full => ((u64::from(x) * m) >> 32) as u32,
+        _ => x / n,
+    };
+    // Each block row: source rows summed column by column (contiguous, so it vectorises), then
+    // each block's columns summed.
+    let mut line = vec![0u32; w as usize * 3];
+    for (oy, dst) in out.as_mut().chunks_exact_mut(ow as usize * 3).enumerate() {
+        line.fill(0);
+        let top = y0 + oy as u32 * k;
+        let bottom = (top + k).min(y1);
+        for y in top..bottom {
+            let start = y as usize * stride + x0 as usize * 3;
+            for (l, &v) in line.iter_mut().zip(&raw[start..start + w as usize * 3]) {
+                *l += u32::from(v);
             }
         }
-        for (ox, count) in rows.iter_mut().enumerate() {
-            let x_end = ((ox as u32 + 1) * k).min(w);
-            *count = (x_end - ox as u32 * k) * (y_end - oy * k);
-        }
-        let dst = &mut out.as_mut()[(oy * ow * 3) as usize..((oy + 1) * ow * 3) as usize];
-        for (i, v) in dst.iter_mut().enumerate() {
-            let n = rows[i / 3];
-            *v = ((acc[i] + n / 2) / n) as u8;
+        let rows = bottom - top;
+        for (d, block) in dst.chunks_exact_mut(3).zip(line.chunks(3 * ku)) {
+            let n = (block.len() / 3) as u32 * rows;
+            let mut sum = [0u32; 3];
+            for p in block.chunks_exact(3) {
+                sum[0] += p[0];
+                sum[1] += p[1];
+                sum[2] += p[2];
+            }
+            for c in 0..3 {
+                d[c] = divide(sum[c] + n / 2, n) as u8;
+            }
         }
     }
     out
@@ -321,10 +352,38 @@ mod tests {
     #[test]
     fn box_reduce_averages_blocks() {
         let src = RgbImage::from_fn(4, 2, |x, _| image::Rgb([if x < 2 { 10 } else { 30 }, 0, 0]));
-        let out = box_reduce(&src, 2);
+        let out = box_reduce(&src, [0, 0, 4, 2], 2);
         assert_eq!(out.dimensions(), (2, 1));
         assert_eq!(out.get_pixel(0, 0).0[0], 10);
         assert_eq!(out.get_pixel(1, 0).0[0], 30);
+    }
+
+    #[test]
+    fn box_reduce_matches_plain_averaging() {
+        let src = RgbImage::from_fn(61, 47, |x, y| {
+            image::Rgb([(x * 37 + y * 11) as u8, (x * y) as u8, 255 - ((x + 3 * y) % 256) as u8])
+        });
+        for k in 2..=9 {
+            for region in [[0, 0, 61, 47], [5, 3, 58, 40], [7, 9, 7 + k + 1, 9 + 2 * k - 1]] {
+                let [x0, y0, x1, y1] = region;
+                let out = box_reduce(&src, region, k);
+                assert_eq!(out.dimensions(), ((x1 - x0).div_ceil(k), (y1 - y0).div_ceil(k)));
+                for (ox, oy, p) in out.enumerate_pixels() {
+                    let xs = x0 + ox * k..(x0 + (ox + 1) * k).min(x1);
+                    let ys = y0 + oy * k..(y0 + (oy + 1) * k).min(y1);
+                    let n = xs.len() as u32 * ys.len() as u32;
+                    let want: [u8; 3] = std::array::from_fn(|c| {
+                        let sum: u32 = ys
+                            .clone()
+                            .flat_map(|y| xs.clone().map(move |x| (x, y)))
+                            .map(|(x, y)| u32::from(src.get_pixel(x, y).0[c]))
+                            .sum();
+                        ((sum + n / 2) / n) as u8
+                    });
+                    assert_eq!(p.0, want, "k {k} region {region:?} at ({ox}, {oy})");
+                }
+            }
+        }
     }
 
     /// Bilinear sample of `src` at (sx, sy), one pixel at a time, as the general warp computes it.
@@ -353,21 +412,25 @@ mod tests {
             image::Rgb([(x * 7) as u8, (y * 11) as u8, ((x * y) % 251) as u8])
         });
         for border in [Border::Zero, Border::Replicate] {
-            // Shrink, enlarge, and a crop reaching past every edge.
+            // Shrink, enlarge, a crop reaching past every edge, and integer shifts (a copy when
+            // inside the image).
             for m in [
                 Affine::crop_scale(0.0, 0.0, 0.6),
                 Affine::crop_scale(3.5, 2.25, 1.7),
                 Affine::crop_scale(-6.0, -4.0, 0.9),
+                Affine::crop_scale(-2.0, 3.0, 1.0),
+                Affine::crop_scale(2.0, 3.0, 1.0),
             ] {
-                let (w, h) = (41, 29);
-                let out = warp_bilinear(&src, &m, w, h, border);
-                let inv = m.inverse().expect("invertible");
-                for (x, y, p) in out.enumerate_pixels() {
-                    let (sx, sy) = inv.apply(x as f32, y as f32);
-                    let outside = border == Border::Zero
-                        && (floor(sx) < -1 || floor(sy) < -1 || floor(sx) >= 37 || floor(sy) >= 23);
-                    let want = if outside { [0; 3] } else { naive(&src, sx, sy, border) };
-                    assert_eq!(p.0, want, "{border:?} {m:?} at ({x}, {y})");
+                for (w, h) in [(41, 29), (20, 15)] {
+                    let out = warp_bilinear(&src, &m, w, h, border);
+                    let inv = m.inverse().expect("invertible");
+                    for (x, y, p) in out.enumerate_pixels() {
+                        let (sx, sy) = inv.apply(x as f32, y as f32);
+                        let outside = border == Border::Zero
+                            && (floor(sx) < -1 || floor(sy) < -1 || floor(sx) >= 37 || floor(sy) >= 23);
+                        let want = if outside { [0; 3] } else { naive(&src, sx, sy, border) };
+                        assert_eq!(p.0, want, "{border:?} {m:?} {w}x{h} at ({x}, {y})");
+                    }
                 }
             }
         }

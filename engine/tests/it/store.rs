@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use wajah::{Embedding, Enrollment, Error, SqliteStore, Template, TemplateKey, TemplateStore, Upsert};
 
-const MODEL: &str = "sface-2021dec-int8bq:af0e0fc8";
+const MODEL: &str = "sface-2021dec-int8bq:8f5eea7c";
 
 fn key() -> TemplateKey {
     TemplateKey::from_bytes(&[7u8; 32]).expect("32 bytes")
