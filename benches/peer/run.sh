@@ -7,6 +7,7 @@ cd "$(dirname "$0")/../.."
 KIT=${KIT:-../shared/testkit}
 REPEATS=${REPEATS:-3}
 VENV=.venv-peer5
+export OPENCV_LOG_LEVEL=ERROR
 [ -x $VENV/bin/python ] || python3 -m venv $VENV
 $VENV/bin/python -c "import cv2; assert cv2.__version__ == '5.0.0'" 2>/dev/null ||
   $VENV/bin/pip install -q --require-hashes -r benches/peer/requirements.txt

@@ -253,15 +253,25 @@ impl Engine {
         decode(bytes, &self.config.limits)
     }
 
-    /// All faces in a decoded image.
+    /// All faces in a decoded image: the detector's, less those the [`FaceConfirmer`] does not
+    /// take for human faces (as when making a template).
     ///
     /// # Errors
-    /// [`Error::Inference`] when the detector fails.
+    /// [`Error::Inference`] when a model fails.
     pub fn faces(&self, image: &RgbImage) -> Result<Vec<Face>> {
-        find_faces(self.detector.as_ref(), image, &self.config.detect)
+        let faces = find_faces(self.detector.as_ref(), image, &self.config.detect)?;
+        self.human(image, faces)
     }
 
-    /// The raw detector on an image at its own resolution (no resizing, no second pass).
+    /// `faces` (in `image` coordinates) that the [`FaceConfirmer`] takes for human faces.
+    fn human(&self, image: &RgbImage, faces: Vec<Face>) -> Result<Vec<Face>> {
+        let probabilities = self.confirmer.probabilities(image, &faces)?;
+        let min = self.confirmer.min_probability();
+        Ok(faces.into_iter().zip(probabilities).filter(|(_, p)| *p >= min).map(|(f, _)| f).collect())
+    }
+
+    /// The raw detector on an image at its own resolution (no resizing, no second pass, no
+    /// confirmation).
     ///
     /// # Errors
     /// [`Error::Inference`] when the detector fails.
@@ -398,10 +408,8 @@ impl Engine {
         let first = DetectPolicy { max_side: side.clamp(policy.min_side, policy.max_side), ..*policy };
         let mut faces = find_faces(self.detector.as_ref(), image, &first)?;
         faces.retain(|f| f.score >= self.config.quality.min_face_score);
-        let human = self.confirmer.probabilities(image, &faces)?;
-        let min = self.confirmer.min_probability();
         let to_photo = Affine::scale(1.0 / scale);
-        Ok(faces.iter().zip(human).filter(|(_, p)| *p >= min).map(|(f, _)| f.mapped(&to_photo)).collect())
+        Ok(self.human(image, faces)?.iter().map(|f| f.mapped(&to_photo)).collect())
     }
 
     /// Align, assess and embed `face` (photo coordinates) from `image` (the photo at `scale`).

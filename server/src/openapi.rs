@@ -49,7 +49,7 @@ const OPS: &[Op] = &[
     Op {
         method: "post",
         path: "/v1/detections",
-        summary: "All faces in a photo: boxes, landmarks, scores.",
+        summary: "All human faces in a photo (detected, then confirmed): boxes, landmarks, scores.",
         fields: &[("photo", "binary", true)],
         ok: 200,
     },
