@@ -235,8 +235,11 @@ pub fn nms(mut faces: Vec<Face>, iou: f32, top_k: usize) -> Vec<Face> {
 ///
 /// Landmarks (and so embeddings) move with the detection resolution. To make a template independent
 /// of the photo's size, faces are first found on the photo scaled to fit `max_side`, then each face
-/// is detected again on a crop scaled so that the face is about `refine_size / 2` pixels wide; the
-/// landmarks of that second pass are used.
+/// is detected again on a crop scaled so that the face is `refine_size / refine_context` pixels
+/// wide; the landmarks of that second pass are used. What matters is that width: over the testkit's
+/// 4,370 pairs, a 160 px face gives the same separation (d' 7.0) whatever the crop's margin (context
+/// 1.4 to 2.0), while a 128 px face gives less (d' 6.8). The default, a 256 px crop with the face at
+/// 160 px, is the cheapest with margin to spare.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectPolicy {
@@ -255,7 +258,7 @@ pub struct DetectPolicy {
 
 impl Default for DetectPolicy {
     fn default() -> Self {
-        Self { max_side: 640, min_side: 256, refine: true, refine_size: 320, refine_context: 2.0 }
+        Self { max_side: 640, min_side: 256, refine: true, refine_size: 256, refine_context: 1.6 }
     }
 }
 
