@@ -42,7 +42,7 @@ fn stages(c: &mut Criterion) {
             b.iter(|| engine.detect_native(&input).expect("detects"))
         });
     }
-    group.bench_function(BenchmarkId::new("find_faces", "512x512/policy(640+refine320)/1thread"), |b| {
+    group.bench_function(BenchmarkId::new("find_faces", "512x512/policy(640+refine256)/1thread"), |b| {
         b.iter(|| engine.faces(&square).expect("detects"))
     });
     let face = engine.faces(&square).expect("detects")[0];
