@@ -175,19 +175,30 @@ fn scale_bilinear(src: &RgbImage, [a, c, e, f]: [f32; 4], out: &mut RgbImage, bo
     let hi = lo + cols[lo..].iter().take_while(|c| inside(c)).count();
     let offsets: Vec<usize> = cols[lo..hi].iter().map(|&(x0, _)| x0 as usize * 3).collect();
     let weights: Vec<f32> = cols[lo..hi].iter().map(|&(_, fx)| fx).collect();
+    // Columns whose 8-byte read (two pixels and two bytes beyond) stays inside a row take the
+    // four-lane path below; the rest three channels at a time.
+    let wide = offsets.iter().take_while(|&&at| at + 8 <= stride).count();
     let horizontal = |y: i64, line: &mut [f32]| {
         let row = &raw[y as usize * stride..(y as usize + 1) * stride];
-        for ((&at, &fx), v) in offsets.iter().zip(&weights).zip(line.chunks_exact_mut(3)) {
+        for (i, (&at, &fx)) in offsets[..wide].iter().zip(&weights).enumerate() {
+            // Four lanes (the fourth is overwritten by the next pixel), which the compiler turns
+            // into vector instructions.
+            let p = &row[at..at + 8];
+            let v: [f32; 4] =
+                std::array::from_fn(|ch| f32::from(p[ch]) + (f32::from(p[ch + 3]) - f32::from(p[ch])) * fx);
+            line[3 * i..3 * i + 4].copy_from_slice(&v);
+        }
+        for ((&at, &fx), v) in offsets.iter().zip(&weights).zip(line.chunks_exact_mut(3)).skip(wide) {
             let p = &row[at..at + 6];
             for ch in 0..3 {
                 v[ch] = f32::from(p[ch]) + (f32::from(p[ch + 3]) - f32::from(p[ch])) * fx;
             }
         }
     };
-    // Horizontally interpolated source rows (columns lo..hi), by the row's parity (y0 and y0 + 1
-    // never collide).
+    // Horizontally interpolated source rows (columns lo..hi, and one spare lane), by the row's
+    // parity (y0 and y0 + 1 never collide).
     let span = (hi - lo) * 3;
-    let mut lines = [(-1i64, vec![0f32; span]), (-1i64, vec![0f32; span])];
+    let mut lines = [(-1i64, vec![0f32; span + 1]), (-1i64, vec![0f32; span + 1])];
     for (y, row) in out.as_mut().chunks_exact_mut(width * 3).take(height).enumerate() {
         let sy = e * y as f32 + f;
         let y0 = floor(sy);
@@ -257,14 +268,7 @@ fn box_reduce(src: &RgbImage, [x0, y0, x1, y1]: [u32; 4], k: u32) -> RgbImage {
     let stride = src.width() as usize * 3;
     let raw = src.as_raw();
     let ku = k as usize;
-    // Rounded division by a whole block's pixel count as a multiply-shift: for n = k * k < 4096 and
-    // x <= 256 n, floor(x * ceil(2^32 / n) / 2^32) == floor(x / n) because x * n < 2^32.
-    let full = k * k;
-    let magic = (k < 64).then(|| (1u64 << 32).div_ceil(u64::from(full)));
-    let divide = |x: u32, n: u32| match magic {
-        Some(m) if n == full => ((u64::from(x) * m) >> 32) as u32,
-        _ => x / n,
-    };
+    let whole = (w / k) as usize * 3; // output bytes of blocks k columns wide
     // Each block row: source rows summed column by column (contiguous, so it vectorises), then
     // each block's columns summed.
     let mut line = vec![0u32; w as usize * 3];
@@ -279,20 +283,67 @@ fn box_reduce(src: &RgbImage, [x0, y0, x1, y1]: [u32; 4], k: u32) -> RgbImage {
             }
         }
         let rows = bottom - top;
-        for (d, block) in dst.chunks_exact_mut(3).zip(line.chunks(3 * ku)) {
-            let n = (block.len() / 3) as u32 * rows;
-            let mut sum = [0u32; 3];
-            for p in block.chunks_exact(3) {
-                sum[0] += p[0];
-                sum[1] += p[1];
-                sum[2] += p[2];
+        let (body, edge) = dst.split_at_mut(whole);
+        let divide = Divider::new(k * rows);
+        match k {
+            2 => sum_blocks::<2>(body, &line, divide),
+            3 => sum_blocks::<3>(body, &line, divide),
+            4 => sum_blocks::<4>(body, &line, divide),
+            _ => {
+                for (d, block) in body.chunks_exact_mut(3).zip(line.chunks_exact(3 * ku)) {
+                    let sum: [u32; 3] = std::array::from_fn(|c| block.iter().skip(c).step_by(3).sum());
+                    d.copy_from_slice(&sum.map(|s| divide.rounded(s) as u8));
+                }
             }
-            for c in 0..3 {
-                d[c] = divide(sum[c] + n / 2, n) as u8;
-            }
+        }
+        if !edge.is_empty() {
+            // The block cut by the region's right edge.
+            let block = &line[whole / 3 * ku * 3..];
+            let divide = Divider::new((block.len() / 3) as u32 * rows);
+            let sum: [u32; 3] = std::array::from_fn(|c| block.iter().skip(c).step_by(3).sum());
+            edge.copy_from_slice(&sum.map(|s| divide.rounded(s) as u8));
         }
     }
     out
+}
+
+/// Each `K`-pixel block of `line` (RGB sums) into one pixel of `dst`, divided and rounded.
+fn sum_blocks<const K: usize>(dst: &mut [u8], line: &[u32], divide: Divider) {
+    for (d, block) in dst.chunks_exact_mut(3).zip(line.chunks_exact(3 * K)) {
+        let sum: [u32; 3] = std::array::from_fn(|c| (0..K).map(|j| block[3 * j + c]).sum());
+        d.copy_from_slice(&sum.map(|s| divide.rounded(s) as u8));
+    }
+}
+
+/// Rounded division of pixel sums by a block's pixel count `n`, without a divide instruction where
+/// it can: a shift for powers of two, else a multiply-shift, exact for `n < 4096` and sums up to
+/// `255 n` since then `(x + n / 2) * n < 2^32`, so `floor(x * ceil(2^32 / n) / 2^32) == floor(x / n)`.
+#[derive(Clone, Copy)]
+enum Divider {
+    Shift(u32, u32),
+    Magic(u32, u64),
+    Plain(u32),
+}
+
+impl Divider {
+    fn new(n: u32) -> Self {
+        if n.is_power_of_two() {
+            Divider::Shift(n / 2, n.trailing_zeros())
+        } else if n < 4096 {
+            Divider::Magic(n, (1u64 << 32).div_ceil(u64::from(n)))
+        } else {
+            Divider::Plain(n)
+        }
+    }
+
+    /// `round(sum / n)`, halves up.
+    fn rounded(self, sum: u32) -> u32 {
+        match self {
+            Divider::Shift(half, shift) => (sum + half) >> shift,
+            Divider::Magic(n, m) => ((u64::from(sum + n / 2) * m) >> 32) as u32,
+            Divider::Plain(n) => (sum + n / 2) / n,
+        }
+    }
 }
 
 /// Resizes to `width` x `height` (OpenCV `INTER_LINEAR` geometry; blocks averaged first when
