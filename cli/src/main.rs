@@ -36,7 +36,7 @@ struct EngineArgs {
     /// Threads per inference call.
     #[arg(long, default_value_t = 1, global = true)]
     threads: usize,
-    /// With several faces in a photo, use the largest instead of refusing.
+    /// With several faces in a photo, use the main one (largest, most central) instead of refusing.
     #[arg(long, global = true)]
     largest: bool,
     /// Match threshold (cosine); default from the calibration file, else the model manifest.

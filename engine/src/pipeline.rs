@@ -12,7 +12,7 @@ use crate::align::{AlignedFace, align};
 use crate::calibration::Calibration;
 use crate::confirm::FaceConfirmer;
 use crate::decode::{self, DecodeLimits, Photo, decode, decode_scaled};
-use crate::detect::{DetectPolicy, Detector, Face, YuNet, find_faces, redetect};
+use crate::detect::{DetectPolicy, Detector, Face, Point, YuNet, find_faces, redetect};
 use crate::embed::{Embedder, OnnxEmbedder};
 use crate::embedding::{Score, Template};
 use crate::error::{Error, Result};
@@ -28,7 +28,10 @@ pub enum FacePolicy {
     /// Refuse with [`Error::MultipleFaces`] (the default: an ID photo or a selfie shows one person).
     #[default]
     Single,
-    /// Take the largest face (by eye distance); others are ignored.
+    /// Take the main face; others are ignored. That is the largest box, discounted by its distance
+    /// from the photo's centre (box area less twice the squared offset), so that a bystander cut
+    /// off at the edge, or closer to the camera at the side, does not win over the centred subject.
+    /// Eye distance is not used: it shrinks as a head turns.
     Largest,
 }
 
@@ -346,8 +349,10 @@ impl Engine {
         // as one with enough pixels (an animal, say) is dropped and the choice made again.
         let wanted = self.config.detect.refine_size as f32 / self.config.detect.refine_context;
         let mut larger: Option<(Photo, f32)> = None;
+        let (w, h) = photo.image.dimensions();
+        let centre = Point { x: w as f32 / scale / 2.0, y: h as f32 / scale / 2.0 };
         let (face, photo, scale) = loop {
-            let face = self.select(&faces, policy)?;
+            let face = self.select(&faces, policy, centre)?;
             let face_px = face.bbox.width.max(face.bbox.height) * scale;
             if scale >= 1.0 || face_px >= wanted {
                 break (face, &photo, scale);
@@ -388,7 +393,8 @@ impl Engine {
     pub fn analyze_image(&self, image: &RgbImage, policy: FacePolicy) -> Result<FaceAnalysis> {
         let t = Instant::now();
         let faces = self.coarse_faces(image, 1.0, image.width().max(image.height()) as f32)?;
-        let face = self.select(&faces, policy)?;
+        let centre = Point { x: image.width() as f32 / 2.0, y: image.height() as f32 / 2.0 };
+        let face = self.select(&faces, policy, centre)?;
         let detect_ms = ms(t);
         let mut analysis = self.finish(image, 1.0, image.dimensions(), face, faces.len())?;
         analysis.timings.detect_ms = detect_ms;
@@ -453,22 +459,24 @@ impl Engine {
     }
 
     /// Picks the face to use. Faces scored below `min_face_score` are not faces for this purpose;
-    /// faces too small to recognise do not count as "another face".
-    fn select(&self, faces: &[Face], policy: FacePolicy) -> Result<Face> {
+    /// faces too small to recognise do not count as "another face". Of several usable faces, the
+    /// main one (see [`FacePolicy::Largest`]) for a photo centred on `centre`.
+    fn select(&self, faces: &[Face], policy: FacePolicy, centre: Point) -> Result<Face> {
         let q = &self.config.quality;
         let min = q.min_interocular_px;
         let candidates: Vec<&Face> = faces.iter().filter(|f| f.score >= q.min_face_score).collect();
-        let Some(biggest) =
-            candidates.iter().max_by(|a, b| a.interocular().total_cmp(&b.interocular())).copied()
-        else {
+        if candidates.is_empty() {
             return Err(Error::NoFace);
-        };
-        let biggest = *biggest;
-        let usable: Vec<&&Face> = candidates.iter().filter(|f| f.interocular() >= min).collect();
-        match (usable.len(), policy) {
-            (0, _) => Err(Error::FaceTooSmall { actual: biggest.interocular(), min }),
-            (1, _) | (_, FacePolicy::Largest) => Ok(biggest),
-            (count, FacePolicy::Single) => Err(Error::MultipleFaces { count }),
+        }
+        let usable: Vec<&Face> = candidates.iter().copied().filter(|f| f.interocular() >= min).collect();
+        let largest = main_face(&usable, centre);
+        match (largest, usable.len(), policy) {
+            (None, _, _) => {
+                let actual = candidates.iter().map(|f| f.interocular()).fold(0.0, f32::max);
+                Err(Error::FaceTooSmall { actual, min })
+            }
+            (Some(face), 1, _) | (Some(face), _, FacePolicy::Largest) => Ok(*face),
+            (Some(_), count, FacePolicy::Single) => Err(Error::MultipleFaces { count }),
         }
     }
 
@@ -510,5 +518,42 @@ impl Engine {
         let analysis = self.analyze(probe)?;
         let decision = self.compare(&analysis.template, enrolled)?;
         Ok((decision, analysis))
+    }
+}
+
+/// The main face of a photo centred on `centre` ([`FacePolicy::Largest`]): the largest box area
+/// less twice the squared distance of the box's centre from the photo's (both in square pixels, so
+/// the choice does not depend on the photo's scale).
+fn main_face<'a>(faces: &[&'a Face], centre: Point) -> Option<&'a Face> {
+    let weight = |f: &Face| {
+        let (dx, dy) = (f.bbox.x + f.bbox.width / 2.0 - centre.x, f.bbox.y + f.bbox.height / 2.0 - centre.y);
+        f.bbox.area() - 2.0 * (dx * dx + dy * dy)
+    };
+    faces.iter().copied().max_by(|a, b| weight(a).total_cmp(&weight(b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::BBox;
+
+    fn face(x: f32, y: f32, w: f32, h: f32) -> Face {
+        Face { bbox: BBox { x, y, width: w, height: h }, landmarks: [Point::default(); 5], score: 0.9 }
+    }
+
+    #[test]
+    fn the_main_face_is_large_and_central() {
+        let centre = Point { x: 125.0, y: 125.0 };
+        // LFW's Charles_Grassley_0001: the subject in the middle, a bystander's larger box at the edge.
+        let (subject, bystander) = (face(87.0, 63.0, 83.0, 120.0), face(159.0, 47.0, 88.0, 135.0));
+        assert_eq!(main_face(&[&bystander, &subject], centre), Some(&subject));
+        // Both central: the larger wins, at any scale.
+        let (small, large) = (face(100.0, 100.0, 40.0, 50.0), face(90.0, 80.0, 70.0, 90.0));
+        assert_eq!(main_face(&[&small, &large], centre), Some(&large));
+        let scaled = |f: &Face| f.mapped(&Affine::scale(4.0));
+        let (small4, large4) = (scaled(&small), scaled(&large));
+        let centre4 = Point { x: 500.0, y: 500.0 };
+        assert_eq!(main_face(&[&small4, &large4], centre4), Some(&large4));
+        assert_eq!(main_face(&[], centre), None);
     }
 }
