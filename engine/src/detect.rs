@@ -50,7 +50,7 @@ impl BBox {
         if union > 0.0 { inter / union } else { 0.0 }
     }
 
-    fn centre(&self) -> Point {
+    pub(crate) fn centre(&self) -> Point {
         Point { x: self.x + self.width / 2.0, y: self.y + self.height / 2.0 }
     }
 }

@@ -263,11 +263,11 @@ impl Engine {
     /// [`Error::Inference`] when a model fails.
     pub fn faces(&self, image: &RgbImage) -> Result<Vec<Face>> {
         let faces = find_faces(self.detector.as_ref(), image, &self.config.detect)?;
-        self.human(image, faces)
+        self.confirmed(image, faces)
     }
 
     /// `faces` (in `image` coordinates) that the [`FaceConfirmer`] takes for human faces.
-    fn human(&self, image: &RgbImage, faces: Vec<Face>) -> Result<Vec<Face>> {
+    fn confirmed(&self, image: &RgbImage, faces: Vec<Face>) -> Result<Vec<Face>> {
         let probabilities = self.confirmer.probabilities(image, &faces)?;
         let min = self.confirmer.min_probability();
         Ok(faces.into_iter().zip(probabilities).filter(|(_, p)| *p >= min).map(|(f, _)| f).collect())
@@ -415,7 +415,7 @@ impl Engine {
         let mut faces = find_faces(self.detector.as_ref(), image, &first)?;
         faces.retain(|f| f.score >= self.config.quality.min_face_score);
         let to_photo = Affine::scale(1.0 / scale);
-        Ok(self.human(image, faces)?.iter().map(|f| f.mapped(&to_photo)).collect())
+        Ok(self.confirmed(image, faces)?.iter().map(|f| f.mapped(&to_photo)).collect())
     }
 
     /// Align, assess and embed `face` (photo coordinates) from `image` (the photo at `scale`).
@@ -526,8 +526,8 @@ impl Engine {
 /// the choice does not depend on the photo's scale).
 fn main_face<'a>(faces: &[&'a Face], centre: Point) -> Option<&'a Face> {
     let weight = |f: &Face| {
-        let (dx, dy) = (f.bbox.x + f.bbox.width / 2.0 - centre.x, f.bbox.y + f.bbox.height / 2.0 - centre.y);
-        f.bbox.area() - 2.0 * (dx * dx + dy * dy)
+        let c = f.bbox.centre();
+        f.bbox.area() - 2.0 * ((c.x - centre.x).powi(2) + (c.y - centre.y).powi(2))
     };
     faces.iter().copied().max_by(|a, b| weight(a).total_cmp(&weight(b)))
 }

@@ -199,7 +199,7 @@ fn scale_bilinear(src: &RgbImage, [a, c, e, f]: [f32; 4], out: &mut RgbImage, bo
     // parity (y0 and y0 + 1 never collide).
     let span = (hi - lo) * 3;
     let mut lines = [(-1i64, vec![0f32; span + 1]), (-1i64, vec![0f32; span + 1])];
-    for (y, row) in out.as_mut().chunks_exact_mut(width * 3).take(height).enumerate() {
+    for (y, row) in out.as_mut().chunks_exact_mut(width * 3).enumerate() {
         let sy = e * y as f32 + f;
         let y0 = floor(sy);
         let fy = sy - y0 as f32;
