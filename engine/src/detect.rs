@@ -6,7 +6,7 @@ use image::RgbImage;
 use ort::value::TensorRef;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, inference};
 use crate::manifest::DetectorSpec;
 use crate::runtime::{SessionOptions, SessionPool};
 use crate::warp::{self, Affine};
@@ -208,10 +208,6 @@ impl Detector for YuNet {
         }
         Ok(nms(candidates, self.nms_threshold, self.top_k))
     }
-}
-
-fn inference(e: impl std::fmt::Display) -> Error {
-    Error::Inference(e.to_string())
 }
 
 /// Greedy non-maximum suppression as `cv::dnn::NMSBoxes` does it for `FaceDetectorYN`: boxes are

@@ -6,7 +6,7 @@ use ort::value::TensorRef;
 
 use crate::align::AlignedFace;
 use crate::embedding::Embedding;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, inference};
 use crate::manifest::RecognizerSpec;
 use crate::runtime::{SessionOptions, SessionPool};
 
@@ -98,10 +98,6 @@ impl OnnxEmbedder {
         }
         raw.chunks_exact(dim).map(|v| Embedding::from_raw(v.to_vec())).collect()
     }
-}
-
-fn inference(e: impl std::fmt::Display) -> Error {
-    Error::Inference(e.to_string())
 }
 
 impl Embedder for OnnxEmbedder {

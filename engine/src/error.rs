@@ -76,6 +76,11 @@ fn list(reasons: &[String]) -> String {
     reasons.join(", ")
 }
 
+/// An ONNX Runtime failure as [`Error::Inference`] (for `map_err`).
+pub(crate) fn inference(e: impl std::fmt::Display) -> Error {
+    Error::Inference(e.to_string())
+}
+
 impl Error {
     /// True when the caller's input caused the error (HTTP 4xx), false for internal failures (5xx).
     pub fn is_user_error(&self) -> bool {
