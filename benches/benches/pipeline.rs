@@ -39,13 +39,13 @@ fn stages(c: &mut Criterion) {
     for side in [320u32, 640] {
         let input = resize(&photo, side, side);
         group.bench_function(BenchmarkId::new("detect", format!("yunet@{side}x{side}/1thread")), |b| {
-            b.iter(|| engine.detect_native(&input).expect("detects"))
+            b.iter(|| engine.faces(&input, wajah::FaceQuery::Raw).expect("detects"))
         });
     }
     group.bench_function(BenchmarkId::new("find_faces", "512x512/policy(640+refine256)/1thread"), |b| {
-        b.iter(|| engine.faces(&square).expect("detects"))
+        b.iter(|| engine.faces(&square, wajah::FaceQuery::All).expect("detects"))
     });
-    let face = engine.faces(&square).expect("detects")[0];
+    let face = engine.faces(&square, wajah::FaceQuery::All).expect("detects")[0];
     group.bench_function(BenchmarkId::new("align", "512x512->112x112"), |b| {
         b.iter(|| engine.align(&square, &face).expect("aligns"))
     });

@@ -3,12 +3,17 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use std::sync::Arc;
+
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_circle_mut, draw_hollow_rect_mut};
 use imageproc::rect::Rect;
 use serde_json::{Value, json};
-use wajah::{Engine, EngineConfig, Face, FaceAnalysis, FacePolicy, SqliteStore, TemplateKey};
+use wajah::{
+    Engine, EngineConfig, Face, FaceAnalysis, FacePolicy, FaceQuery, Gallery, IndexConfig, IndexKind, SqliteStore,
+    TemplateKey,
+};
 
 mod calibrate;
 mod eval;
@@ -19,32 +24,12 @@ mod reverify;
 #[derive(Parser)]
 #[command(name = "wajah", version, about = "Face verification for digital-ID registration")]
 struct Cli {
-    #[command(flatten)]
-    engine: EngineArgs,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Args)]
-struct EngineArgs {
-    /// Directory with the model files (as provisioned by `make setup`).
-    #[arg(long, env = "WAJAH_MODELS_DIR", global = true)]
-    models_dir: Option<PathBuf>,
-    /// The ONNX Runtime shared library.
-    #[arg(long, env = "WAJAH_ONNXRUNTIME", global = true)]
-    onnxruntime: Option<PathBuf>,
-    /// Threads per inference call.
-    #[arg(long, default_value_t = 1, global = true)]
-    threads: usize,
-    /// With several faces in a photo, use the main one (largest, most central) instead of refusing.
+    /// With several faces in a photo, use the main one (largest, most central) instead of refusing;
+    /// the same as `--face-policy largest`.
     #[arg(long, global = true)]
     largest: bool,
-    /// Match threshold (cosine); default from the calibration file, else the model manifest.
-    #[arg(long, global = true)]
-    threshold: Option<f32>,
-    /// Calibration file written by `wajah calibrate`.
-    #[arg(long, env = "WAJAH_CALIBRATION", global = true)]
-    calibration: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
 }
 
 #[derive(Subcommand)]
@@ -104,30 +89,22 @@ enum Command {
     },
 }
 
-impl EngineArgs {
-    fn engine(&self) -> Result<Engine> {
-        let mut config = EngineConfig::default();
-        if let Some(dir) = &self.models_dir {
-            config.models_dir = dir.clone();
-        }
-        if let Some(lib) = &self.onnxruntime {
-            config.onnxruntime = lib.clone();
-        }
-        config.intra_threads = self.threads;
-        // One session per rayon worker so batch commands use every core.
-        config.sessions = rayon::current_num_threads();
-        config.threshold = self.threshold;
-        config.calibration = self.calibration.clone();
-        if self.largest {
-            config.face_policy = FacePolicy::Largest;
-        }
-        Engine::new(config).context("loading the engine")
+/// The engine's settings: the same flags and `WAJAH_*` variables as `wajah-server`, over the
+/// defaults. Batch commands get one model session per rayon worker, so they use every core.
+fn engine(cli: &Cli, matches: &ArgMatches) -> Result<Arc<Engine>> {
+    let mut config = EngineConfig::default();
+    config.update_from_arg_matches(matches)?;
+    config.sessions = rayon::current_num_threads();
+    if cli.largest {
+        config.face_policy = FacePolicy::Largest;
     }
+    Ok(Arc::new(Engine::new(config).context("loading the engine")?))
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
-    let engine = cli.engine.engine()?;
+    let matches = EngineConfig::augment_args(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
+    let engine = engine(&cli, &matches)?;
     let out = match &cli.command {
         Command::Compare { a, b } => compare(&engine, a, b)?,
         Command::Detect { image, draw } => detect(&engine, image, draw.as_deref())?,
@@ -140,12 +117,16 @@ fn main() -> Result<()> {
             calibrate::run(&engine, &pairs, fmrs, *rounds, out, &file.display().to_string())?
         }
         Command::Reverify { input, output, store, key } => {
-            let store = match (store, key) {
-                (Some(db), Some(key)) => Some(SqliteStore::open(db, vec![TemplateKey::load(key)?])?),
+            let gallery = match (store, key) {
+                (Some(db), Some(key)) => {
+                    let store = SqliteStore::open(db, vec![TemplateKey::load(key)?])?;
+                    let index = IndexConfig { kind: IndexKind::Exact, ..IndexConfig::default() };
+                    Some(Gallery::open(engine.clone(), Box::new(store), index)?)
+                }
                 (Some(_), None) => anyhow::bail!("--store needs --key"),
                 _ => None,
             };
-            reverify::run(&engine, input, output, store.as_ref())?
+            reverify::run(&engine, input, output, gallery.as_ref())?
         }
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
@@ -181,13 +162,13 @@ fn compare(engine: &Engine, a: &Path, b: &Path) -> Result<Value> {
         "score": decision.score,
         "threshold": decision.threshold,
         "matched": decision.matched,
-        "decision": if decision.matched { "match" } else { "no_match" },
+        "decision": decision.verdict(),
     }))
 }
 
 fn detect(engine: &Engine, path: &Path, draw: Option<&Path>) -> Result<Value> {
     let photo = engine.decode(&read(path)?)?;
-    let faces = engine.faces(&photo.image)?;
+    let faces = engine.faces(&photo.image, FaceQuery::All)?;
     if let Some(out) = draw {
         let mut canvas = photo.image.clone();
         draw_faces(&mut canvas, &faces);

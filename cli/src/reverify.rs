@@ -11,7 +11,7 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use wajah::{Engine, SqliteStore, TemplateStore};
+use wajah::{Engine, Gallery};
 
 /// One input row: an id (the NIK for store lookups), a selfie, and optionally the ID photo.
 #[derive(Clone, Debug, Deserialize)]
@@ -83,12 +83,12 @@ fn done_ids(output: &Path) -> Result<HashSet<String>> {
     Ok(done)
 }
 
-fn verify(engine: &Engine, store: Option<&SqliteStore>, row: &Row) -> Value {
+fn verify(engine: &Engine, gallery: Option<&Gallery>, row: &Row) -> Value {
     let result = (|| -> Result<(wajah::Decision, Vec<&'static str>), wajah::Error> {
         let selfie = std::fs::read(&row.selfie)?;
-        let reference = match (&row.ktp, store) {
+        let reference = match (&row.ktp, gallery) {
             (Some(ktp), _) => engine.analyze(&std::fs::read(ktp)?)?.template,
-            (None, Some(store)) => store.get(&row.id, engine.model_id())?.template,
+            (None, Some(gallery)) => gallery.template(&row.id)?,
             (None, None) => {
                 return Err(wajah::Error::InvalidArgument("no KTP photo and no store given".into()));
             }
@@ -98,7 +98,7 @@ fn verify(engine: &Engine, store: Option<&SqliteStore>, row: &Row) -> Value {
     })();
     match result {
         Ok((d, problems)) => json!({
-            "id": row.id, "status": "ok", "matched": d.matched, "decision": if d.matched { "match" } else { "no_match" },
+            "id": row.id, "status": "ok", "matched": d.matched, "decision": d.verdict(),
             "score": d.score, "threshold": d.threshold, "capture_problems": problems,
         }),
         Err(e) => json!({ "id": row.id, "status": "error", "code": e.code(), "reason": e.to_string() }),
@@ -106,7 +106,7 @@ fn verify(engine: &Engine, store: Option<&SqliteStore>, row: &Row) -> Value {
 }
 
 /// Processes every row not yet in `output`, appending one line per row. Returns the summary.
-pub fn run(engine: &Engine, input: &Path, output: &Path, store: Option<&SqliteStore>) -> Result<Value> {
+pub fn run(engine: &Engine, input: &Path, output: &Path, gallery: Option<&Gallery>) -> Result<Value> {
     let rows = read_rows(input)?;
     let done = done_ids(output)?;
     let file = OpenOptions::new().create(true).append(true).open(output)?;
@@ -135,7 +135,7 @@ pub fn run(engine: &Engine, input: &Path, output: &Path, store: Option<&SqliteSt
     }
     let bar = ProgressBar::new(todo.len() as u64);
     todo.par_iter().try_for_each(|row| {
-        write(verify(engine, store, row))?;
+        write(verify(engine, gallery, row))?;
         bar.inc(1);
         Ok::<_, anyhow::Error>(())
     })?;

@@ -139,6 +139,9 @@ fn check(what: &'static str, actual: u64, limit: u64) -> Result<()> {
     if actual > limit { Err(Error::ImageTooLarge { what, actual, limit }) } else { Ok(()) }
 }
 
+// `ImageFormat` is another crate's non-exhaustive enum: a wildcard arm is required, and every
+// format not named here is refused.
+#[allow(clippy::wildcard_enum_match_arm)]
 fn format_name(format: ImageFormat) -> Result<&'static str> {
     Ok(match format {
         ImageFormat::Jpeg => "jpeg",
@@ -154,6 +157,7 @@ fn format_name(format: ImageFormat) -> Result<&'static str> {
 }
 
 fn image_error(e: image::ImageError) -> Error {
+    #[allow(clippy::wildcard_enum_match_arm)] // every other failure is an unreadable image
     match e {
         image::ImageError::Limits(l) => {
             Error::UnsupportedImage { reason: format!("over a decoding limit: {l}") }

@@ -12,6 +12,7 @@ use crate::runtime::{SessionOptions, SessionPool};
 use crate::warp::{self, Affine};
 
 /// A point in image pixel coordinates.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Point {
     /// Horizontal, to the right.
@@ -21,6 +22,7 @@ pub struct Point {
 }
 
 /// An axis-aligned box: top-left corner and size, in pixels.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BBox {
     /// Left edge.
@@ -70,6 +72,7 @@ pub mod landmark {
 }
 
 /// A detected face.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Face {
     /// The face box.

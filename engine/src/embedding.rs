@@ -88,6 +88,7 @@ impl From<Embedding> for Vec<f32> {
 }
 
 /// A similarity score: cosine similarity in [-1, 1], higher means more alike.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Score(pub f32);

@@ -1,8 +1,9 @@
 //! One error type for the whole engine.
 //!
 //! Every variant is either a *user error* (the input was wrong: a photo with no face, an invalid NIK)
-//! or an *internal error* (a model failed to load, the store is broken). [`Error::is_user_error`]
-//! tells them apart and [`Error::code`] gives the stable snake_case code that clients see.
+//! or an *internal error* (a model failed to load, the store is broken). [`Error::kind`] says which
+//! (and what kind of user error), and [`Error::code`] gives the stable snake_case code that clients
+//! see.
 
 use std::path::PathBuf;
 
@@ -72,6 +73,23 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+/// What kind of failure an [`Error`] is: what a caller (an HTTP service, a batch job) does with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The request is malformed: a bad argument or identifier.
+    InvalidInput,
+    /// The input is well-formed but cannot be used: no face, an unreadable photo.
+    Unprocessable,
+    /// The input is over a limit.
+    TooLarge,
+    /// The subject does not exist.
+    NotFound,
+    /// The input conflicts with what is stored (a template of another model).
+    Conflict,
+    /// The engine or its store failed; not the caller's fault.
+    Internal,
+}
+
 fn list(reasons: &[String]) -> String {
     reasons.join(", ")
 }
@@ -82,29 +100,50 @@ pub(crate) fn inference(e: impl std::fmt::Display) -> Error {
 }
 
 impl Error {
-    /// True when the caller's input caused the error (HTTP 4xx), false for internal failures (5xx).
-    pub fn is_user_error(&self) -> bool {
+    /// Every code [`Error::code`] gives for a user error (the codes clients can see).
+    pub const USER_CODES: &[&str] = &[
+        "empty_image",
+        "unsupported_image",
+        "image_too_large",
+        "no_face",
+        "multiple_faces",
+        "face_too_small",
+        "low_quality",
+        "invalid_nik",
+        "not_enrolled",
+        "model_mismatch",
+        "dimension_mismatch",
+        "invalid_argument",
+    ];
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
         match self {
+            Error::InvalidNik { .. } | Error::InvalidArgument(_) | Error::DimensionMismatch { .. } => {
+                ErrorKind::InvalidInput
+            }
             Error::EmptyInput
             | Error::UnsupportedImage { .. }
-            | Error::ImageTooLarge { .. }
             | Error::NoFace
             | Error::MultipleFaces { .. }
             | Error::FaceTooSmall { .. }
-            | Error::LowQuality { .. }
-            | Error::InvalidNik { .. }
-            | Error::NotEnrolled
-            | Error::ModelMismatch { .. }
-            | Error::DimensionMismatch { .. }
-            | Error::InvalidArgument(_) => true,
+            | Error::LowQuality { .. } => ErrorKind::Unprocessable,
+            Error::ImageTooLarge { .. } => ErrorKind::TooLarge,
+            Error::NotEnrolled => ErrorKind::NotFound,
+            Error::ModelMismatch { .. } => ErrorKind::Conflict,
             Error::Config(_)
             | Error::Model { .. }
             | Error::Inference(_)
             | Error::Store(_)
             | Error::Crypto(_)
             | Error::Index(_)
-            | Error::Io(_) => false,
+            | Error::Io(_) => ErrorKind::Internal,
         }
+    }
+
+    /// True when the caller's input caused the error (HTTP 4xx), false for internal failures (5xx).
+    pub fn is_user_error(&self) -> bool {
+        self.kind() != ErrorKind::Internal
     }
 
     /// Stable machine-readable code.
@@ -129,6 +168,35 @@ impl Error {
             Error::Crypto(_) => "crypto",
             Error::Index(_) => "index",
             Error::Io(_) => "io",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_codes_are_exactly_the_codes_of_user_errors() {
+        let user = [
+            Error::EmptyInput,
+            Error::UnsupportedImage { reason: String::new() },
+            Error::ImageTooLarge { what: "width", actual: 2, limit: 1 },
+            Error::NoFace,
+            Error::MultipleFaces { count: 2 },
+            Error::FaceTooSmall { actual: 1.0, min: 2.0 },
+            Error::LowQuality { reasons: Vec::new() },
+            Error::InvalidNik { reason: String::new() },
+            Error::NotEnrolled,
+            Error::ModelMismatch { expected: String::new(), found: String::new() },
+            Error::DimensionMismatch { expected: 1, found: 2 },
+            Error::InvalidArgument(String::new()),
+        ];
+        let codes: Vec<&str> = user.iter().inspect(|e| assert!(e.is_user_error(), "{e}")).map(Error::code).collect();
+        assert_eq!(codes, Error::USER_CODES);
+        for internal in [Error::Config(String::new()), Error::Store(String::new()), Error::Index(String::new())] {
+            assert_eq!(internal.kind(), ErrorKind::Internal);
+            assert!(!Error::USER_CODES.contains(&internal.code()));
         }
     }
 }

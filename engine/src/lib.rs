@@ -1,7 +1,8 @@
 //! wajah: face verification for digital-ID registration.
 //!
-//! A photo goes `decode -> detect -> align -> quality -> embed` and becomes a [`Template`]; two
-//! templates give a [`Score`] and a [`Decision`] against a threshold.
+//! A photo goes `decode -> locate -> confirm -> align -> quality -> embed` and becomes a
+//! [`Template`]; two templates give a [`Score`] and a [`Decision`] against a threshold. A
+//! [`Gallery`] keeps enrolled templates (a [`TemplateStore`] and a [`FaceIndex`]) in step.
 //!
 //! ```no_run
 //! use wajah::{Engine, EngineConfig};
@@ -14,37 +15,42 @@
 //! ```
 
 mod align;
+mod analysis;
 mod calibration;
+mod config;
 mod confirm;
 mod decode;
 mod detect;
 mod embed;
 mod embedding;
+mod engine;
 mod error;
+mod gallery;
 mod index;
+mod locate;
 mod manifest;
 mod nik;
-mod pipeline;
 mod quality;
 mod runtime;
 mod similarity;
 mod store;
 mod warp;
-// modules: other crates' work adds lines here
 
-pub use align::{AlignedFace, TEMPLATE_112, align, similarity_transform};
+pub use align::AlignedFace;
+pub use analysis::{Decision, Detection, FaceAnalysis, Timings, Verdict};
 pub use calibration::Calibration;
-pub use confirm::FaceConfirmer;
-pub use decode::{DecodeLimits, Photo, decode, decode_scaled, probe};
-pub use detect::{BBox, DetectPolicy, Detector, Face, Point, find_faces, landmark, nms};
-pub use embed::Embedder;
+pub use config::{EngineConfig, FacePolicy};
+pub use decode::{DecodeLimits, Photo, decode};
+pub use detect::{BBox, DetectPolicy, Face, Point, landmark};
 pub use embedding::{Embedding, Score, Template};
-pub use error::{Error, Result};
+pub use engine::Engine;
+pub use error::{Error, ErrorKind, Result};
+pub use gallery::{Candidate, Enrolled, Gallery, Identification, Verification};
 pub use index::{FaceIndex, IndexConfig, IndexKind, Match};
-pub use manifest::{ConfirmerSpec, DEFAULT_MANIFEST, DetectorSpec, Manifest, RecognizerSpec, RuntimeSpec};
+pub use locate::FaceQuery;
+pub use manifest::{ConfirmerSpec, DetectorSpec, Manifest, RecognizerSpec, RuntimeSpec};
 pub use nik::{Nik, Sex};
-pub use pipeline::{Decision, Detection, Engine, EngineConfig, FaceAnalysis, FacePolicy, Timings};
-pub use quality::{QualityIssue, QualityReport, QualityThresholds, assess};
-pub use similarity::{Hit, dot, dot_many, dot_scalar, kernel_name, top_k};
+pub use quality::{QualityIssue, QualityReport, QualityThresholds};
+pub use similarity::{Hit, dot, dot_scalar, kernel_name, top_k};
 pub use store::{Enrollment, SqliteStore, TemplateKey, TemplateStore, Upsert};
-pub use warp::{Affine, resize, warp_affine, warp_affine_filtered};
+pub use warp::resize;

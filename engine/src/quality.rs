@@ -7,6 +7,7 @@ use crate::detect::{Face, landmark};
 
 /// A capture problem.
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QualityIssue {
@@ -84,6 +85,7 @@ impl Default for QualityThresholds {
 }
 
 /// Measured capture properties and the problems found.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QualityReport {
     /// Distance between the eyes in the photo, pixels.

@@ -40,19 +40,22 @@ fn select() -> (Kernel, &'static str) {
     (dot_scalar, "scalar")
 }
 
-/// The portable kernel: four independent accumulators so the compiler can vectorise it.
+/// Independent partial sums in the portable kernel.
+const SCALAR_LANES: usize = 8;
+
+/// The portable kernel: eight independent accumulators so the compiler can vectorise it.
 pub fn dot_scalar(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let chunks = n / 8;
+    let mut acc = [0f32; SCALAR_LANES];
+    let chunks = n / SCALAR_LANES;
     for i in 0..chunks {
-        for j in 0..8 {
-            acc[j] += a[i * 8 + j] * b[i * 8 + j];
+        for j in 0..SCALAR_LANES {
+            acc[j] += a[i * SCALAR_LANES + j] * b[i * SCALAR_LANES + j];
         }
     }
     let mut sum = acc.iter().sum::<f32>();
-    for i in chunks * 8..n {
+    for i in chunks * SCALAR_LANES..n {
         sum += a[i] * b[i];
     }
     sum
@@ -161,14 +164,6 @@ pub struct Hit {
     pub row: usize,
     /// Similarity (dot product).
     pub score: f32,
-}
-
-/// Similarities of `query` with every row of `matrix` (row-major, `dim` columns), in parallel.
-pub fn dot_many(query: &[f32], matrix: &[f32], dim: usize) -> Vec<f32> {
-    if dim == 0 {
-        return Vec::new();
-    }
-    matrix.par_chunks_exact(dim).with_min_len(1024).map(|row| dot(query, row)).collect()
 }
 
 /// The `k` rows of `matrix` most similar to `query`, best first (ties: lower row first).

@@ -109,6 +109,7 @@ pub struct Enrollment {
 }
 
 /// What an upsert did.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Upsert {

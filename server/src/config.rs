@@ -1,82 +1,69 @@
-//! Service configuration: one struct from defaults, an optional TOML file, `WAJAH_*` environment
-//! variables and flags (later wins), validated once at start-up.
+//! Service configuration: one struct that is both the command line and the TOML file. Precedence:
+//! defaults < TOML file (`--config`) < `WAJAH_*` environment variables < flags, validated once.
+//!
+//! How: the file (or the defaults) gives a whole [`Config`]; clap then overwrites exactly the
+//! values that were given as flags or environment variables (no clap defaults are declared, so
+//! an absent flag leaves the file's value alone).
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde::{Deserialize, Serialize};
-use wajah::{EngineConfig, FacePolicy, IndexConfig};
+use wajah::{EngineConfig, IndexConfig};
 
-/// Command line and environment. Every value is optional so that only what is given overrides.
-#[derive(Debug, Default, Parser)]
-#[command(name = "wajah-server", version, about = "Face verification service for digital-ID registration")]
-pub struct Args {
-    /// TOML configuration file.
-    #[arg(long, env = "WAJAH_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Address to listen on.
-    #[arg(long, env = "WAJAH_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Directory for the template database and generated secrets.
-    #[arg(long, env = "WAJAH_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Directory with the model files.
-    #[arg(long, env = "WAJAH_MODELS_DIR")]
-    pub models_dir: Option<PathBuf>,
-    /// The ONNX Runtime shared library.
-    #[arg(long, env = "WAJAH_ONNXRUNTIME")]
-    pub onnxruntime: Option<PathBuf>,
-    /// File holding the AES-256 template key (64 hex digits).
-    #[arg(long, env = "WAJAH_TEMPLATE_KEY_FILE")]
-    pub template_key_file: Option<PathBuf>,
-    /// sha256 (hex) of an accepted API key; repeat or separate with commas.
-    #[arg(long, env = "WAJAH_API_KEY_SHA256", value_delimiter = ',')]
-    pub api_key_sha256: Option<Vec<String>>,
-    /// Concurrent inferences; more requests are shed with 503.
-    #[arg(long, env = "WAJAH_WORKERS")]
-    pub workers: Option<usize>,
-    /// Match threshold (cosine); default from the model manifest.
-    #[arg(long, env = "WAJAH_THRESHOLD")]
-    pub threshold: Option<f32>,
-    /// Largest request body, in MiB.
-    #[arg(long, env = "WAJAH_MAX_BODY_MIB")]
-    pub max_body_mib: Option<usize>,
-    /// Per-request time limit, in seconds.
-    #[arg(long, env = "WAJAH_REQUEST_TIMEOUT_SECS")]
-    pub request_timeout_secs: Option<u64>,
-}
+/// Bounds checked at start-up.
+const WORKERS: std::ops::RangeInclusive<usize> = 1..=64;
+const MAX_BODY_MIB: std::ops::RangeInclusive<usize> = 1..=100;
+const TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=600;
 
 /// The service's settings.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Parser, Serialize, Deserialize)]
+#[command(name = "wajah-server", version, about = "Face verification service for digital-ID registration")]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Address to listen on.
+    /// TOML configuration file (same names as the flags, with underscores; engine settings under `[engine]`).
+    #[arg(long, env = "WAJAH_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "WAJAH_LISTEN", required = false)]
     pub listen: SocketAddr,
-    /// Directory for the template database (`templates.db`) and generated secrets.
+    /// Directory for the template database (`templates.db`) and generated secrets [default: .cache/data].
+    #[arg(long, env = "WAJAH_DATA_DIR", required = false)]
     pub data_dir: PathBuf,
-    /// AES-256 template key file. Default `<data_dir>/template.key`, created on first start.
+    /// AES-256 template key file (64 hex digits). Default `<data_dir>/template.key`, created on first start.
+    #[arg(long, env = "WAJAH_TEMPLATE_KEY_FILE")]
     pub template_key_file: Option<PathBuf>,
-    /// Older key files still accepted for reading (key rotation).
+    /// Older key files still accepted for reading (key rotation); comma-separated.
+    #[arg(long, env = "WAJAH_OLD_TEMPLATE_KEY_FILES", value_delimiter = ',')]
     pub old_template_key_files: Vec<PathBuf>,
-    /// sha256 (hex) of accepted API keys. When empty, a key is generated on first start into
-    /// `<data_dir>/api-key` (mode 0600) and its hash is used.
+    /// sha256 (hex) of accepted API keys; comma-separated. When none, a key is generated on first
+    /// start into `<data_dir>/api-key` (mode 0600) and its hash is used.
+    #[arg(long, env = "WAJAH_API_KEY_SHA256", value_delimiter = ',')]
     pub api_key_sha256: Vec<String>,
-    /// Concurrent inferences (also the number of model sessions).
+    /// Concurrent inferences (also the number of model sessions) [default: 2].
+    #[arg(long, env = "WAJAH_WORKERS", required = false)]
     pub workers: usize,
-    /// Largest request body, in MiB.
+    /// Largest request body, in MiB [default: 15].
+    #[arg(long, env = "WAJAH_MAX_BODY_MIB", required = false)]
     pub max_body_mib: usize,
-    /// Per-request time limit, in seconds.
+    /// Per-request time limit, in seconds [default: 30].
+    #[arg(long, env = "WAJAH_REQUEST_TIMEOUT_SECS", required = false)]
     pub request_timeout_secs: u64,
-    /// The engine.
+    /// The engine (models, threshold, calibration): the same flags and variables as `wajah`.
+    #[command(flatten)]
     pub engine: EngineConfig,
-    /// The 1:N index.
+    /// The 1:N index (config file only).
+    #[arg(skip)]
     pub index: IndexConfig,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
+            config: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from(".cache/data"),
             template_key_file: None,
@@ -85,42 +72,35 @@ impl Default for Config {
             workers: 2,
             max_body_mib: 15,
             request_timeout_secs: 30,
-            engine: EngineConfig { face_policy: FacePolicy::Single, ..EngineConfig::default() },
+            engine: EngineConfig::default(),
             index: IndexConfig::default(),
         }
     }
 }
 
-fn set<T>(slot: &mut T, value: Option<T>) {
-    if let Some(v) = value {
-        *slot = v;
-    }
-}
-
 impl Config {
-    /// Defaults, then the TOML file, then environment and flags.
+    /// The process's command line and environment, over the file they name, over the defaults.
     ///
     /// # Errors
-    /// A message naming the file or value at fault.
-    pub fn load(args: Args) -> anyhow::Result<Self> {
-        let mut config = match &args.config {
+    /// A message naming the file or value at fault. (`--help` and `--version` print and exit.)
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_matches(&Self::command().get_matches())
+    }
+
+    /// As [`Config::from_env`], from the given arguments (the first is the program name).
+    ///
+    /// # Errors
+    /// Bad arguments, or as [`Config::from_env`].
+    pub fn from_args<I: IntoIterator<Item = T>, T: Into<OsString> + Clone>(args: I) -> anyhow::Result<Self> {
+        Self::from_matches(&Self::command().try_get_matches_from(args)?)
+    }
+
+    fn from_matches(matches: &ArgMatches) -> anyhow::Result<Self> {
+        let mut config = match matches.get_one::<PathBuf>("config") {
             Some(path) => Self::from_file(path)?,
             None => Self::default(),
         };
-        set(&mut config.listen, args.listen);
-        set(&mut config.data_dir, args.data_dir);
-        set(&mut config.engine.models_dir, args.models_dir);
-        set(&mut config.engine.onnxruntime, args.onnxruntime);
-        set(&mut config.api_key_sha256, args.api_key_sha256);
-        set(&mut config.workers, args.workers);
-        set(&mut config.max_body_mib, args.max_body_mib);
-        set(&mut config.request_timeout_secs, args.request_timeout_secs);
-        if args.template_key_file.is_some() {
-            config.template_key_file = args.template_key_file;
-        }
-        if args.threshold.is_some() {
-            config.engine.threshold = args.threshold;
-        }
+        config.update_from_arg_matches(matches)?;
         config.validate()?;
         Ok(config)
     }
@@ -128,7 +108,15 @@ impl Config {
     fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+        let mut config: Self =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        config.config = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// The engine's settings as the service runs them (one model session per worker).
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig { sessions: self.workers, ..self.engine.clone() }
     }
 
     /// Checks every value, with messages that say what to change.
@@ -136,15 +124,15 @@ impl Config {
     /// # Errors
     /// The first bad value.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!((1..=64).contains(&self.workers), "workers = {} must be within 1..=64", self.workers);
+        anyhow::ensure!(WORKERS.contains(&self.workers), "workers = {} must be within {WORKERS:?}", self.workers);
         anyhow::ensure!(
-            (1..=100).contains(&self.max_body_mib),
-            "max_body_mib = {} must be within 1..=100",
+            MAX_BODY_MIB.contains(&self.max_body_mib),
+            "max_body_mib = {} must be within {MAX_BODY_MIB:?}",
             self.max_body_mib
         );
         anyhow::ensure!(
-            (1..=600).contains(&self.request_timeout_secs),
-            "request_timeout_secs = {} must be within 1..=600",
+            TIMEOUT_SECS.contains(&self.request_timeout_secs),
+            "request_timeout_secs = {} must be within {TIMEOUT_SECS:?}",
             self.request_timeout_secs
         );
         for hash in &self.api_key_sha256 {
@@ -153,9 +141,7 @@ impl Config {
                 "api_key_sha256 entries must be 64 hex digits (the sha256 of a key, never the key)"
             );
         }
-        let mut engine = self.engine.clone();
-        engine.sessions = self.workers;
-        engine.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.engine().validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         self.index.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(())
     }
@@ -175,19 +161,22 @@ mod tests {
     }
 
     #[test]
-    fn file_then_flags() {
-        let dir = std::env::temp_dir().join(format!("wajah-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let file = dir.join("wajah.toml");
+    fn flags_over_file_over_defaults() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("wajah.toml");
         std::fs::write(&file, "workers = 3\nlisten = \"127.0.0.1:9000\"\n[engine]\nthreshold = 0.4\n")
             .expect("write");
-        let args = Args { config: Some(file.clone()), workers: Some(5), ..Args::default() };
-        let config = Config::load(args).expect("loads");
+        let path = file.to_str().expect("utf-8 path");
+        let config = Config::from_args(["wajah-server", "--config", path, "--workers", "5"]).expect("loads");
+        // The flag wins over the file; the file over the defaults; untouched values stay default.
         assert_eq!((config.workers, config.listen.port(), config.engine.threshold), (5, 9000, Some(0.4)));
+        assert_eq!((config.max_body_mib, config.request_timeout_secs), (15, 30));
+        let config = Config::from_args(["wajah-server", "--config", path, "--threshold", "0.5"]).expect("loads");
+        assert_eq!((config.workers, config.engine.threshold), (3, Some(0.5)));
+        let defaults = Config::from_args(["wajah-server"]).expect("loads");
+        assert_eq!(defaults.listen, Config::default().listen);
         std::fs::write(&file, "wrokers = 3\n").expect("write");
-        let err =
-            Config::load(Args { config: Some(file), ..Args::default() }).expect_err("must fail").to_string();
+        let err = Config::from_args(["wajah-server", "--config", path]).expect_err("must fail").to_string();
         assert!(err.contains("wrokers"), "{err}");
-        std::fs::remove_dir_all(dir).ok();
     }
 }

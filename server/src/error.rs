@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use wajah::ErrorKind;
 
 /// Everything a request can fail with.
 #[derive(Debug)]
@@ -18,11 +20,15 @@ pub enum ApiError {
     PayloadTooLarge,
     /// No or wrong API key.
     Unauthorized,
+    /// No such route.
+    NotFound,
+    /// The route exists, not with this method.
+    MethodNotAllowed,
     /// All inference slots and the queue are busy.
     Overloaded,
     /// The request ran out of time.
     Timeout,
-    /// An internal failure outside the engine (a task panicked, a lock was poisoned).
+    /// An internal failure outside the engine (a task panicked).
     Internal(String),
 }
 
@@ -32,39 +38,48 @@ impl From<wajah::Error> for ApiError {
     }
 }
 
+/// The status for each kind of engine error.
+fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The service's own codes (beside the engine's [`wajah::Error::USER_CODES`]).
+const SERVICE_CODES: &[&str] = &[
+    "bad_request",
+    "unsupported_media_type",
+    "payload_too_large",
+    "unauthorized",
+    "not_found",
+    "method_not_allowed",
+    "overloaded",
+    "timeout",
+    "internal",
+];
+
+/// Every code a client can see.
+pub fn codes() -> impl Iterator<Item = &'static str> {
+    SERVICE_CODES.iter().chain(wajah::Error::USER_CODES).copied()
+}
+
 impl ApiError {
     /// Status, stable code and client-facing message. 5xx messages hide internals.
     pub fn parts(&self) -> (StatusCode, &'static str, String) {
-        use wajah::Error as E;
         match self {
-            ApiError::Engine(e) => {
-                let status = match e {
-                    E::EmptyInput
-                    | E::UnsupportedImage { .. }
-                    | E::NoFace
-                    | E::MultipleFaces { .. }
-                    | E::FaceTooSmall { .. }
-                    | E::LowQuality { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-                    E::ImageTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                    E::InvalidNik { .. } | E::InvalidArgument(_) | E::DimensionMismatch { .. } => {
-                        StatusCode::BAD_REQUEST
-                    }
-                    E::NotEnrolled => StatusCode::NOT_FOUND,
-                    E::ModelMismatch { .. } => StatusCode::CONFLICT,
-                    E::Config(_)
-                    | E::Model { .. }
-                    | E::Inference(_)
-                    | E::Store(_)
-                    | E::Crypto(_)
-                    | E::Index(_)
-                    | E::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                    _ => StatusCode::INTERNAL_SERVER_ERROR,
-                };
-                let message =
-                    if status.is_server_error() { "internal error".to_string() } else { e.to_string() };
-                let code = if status.is_server_error() { "internal" } else { e.code() };
-                (status, code, message)
-            }
+            ApiError::Engine(e) => match e.kind() {
+                ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into()),
+                kind @ (ErrorKind::InvalidInput
+                | ErrorKind::Unprocessable
+                | ErrorKind::TooLarge
+                | ErrorKind::NotFound
+                | ErrorKind::Conflict) => (status_of(kind), e.code(), e.to_string()),
+            },
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m.clone()),
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -81,6 +96,12 @@ impl ApiError {
                 "unauthorized",
                 "a valid API key is required (Authorization: Bearer KEY)".into(),
             ),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "no such route".into()),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method".into(),
+            ),
             ApiError::Overloaded => {
                 (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "all workers are busy; retry shortly".into())
             }
@@ -90,41 +111,45 @@ impl ApiError {
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into()),
         }
     }
+
+    fn retry_later(&self) -> bool {
+        matches!(self, ApiError::Overloaded | ApiError::Timeout)
+    }
 }
 
-/// Every code a client can see, for the API description.
-pub const CODES: &[&str] = &[
-    "bad_request",
-    "unsupported_media_type",
-    "payload_too_large",
-    "unauthorized",
-    "overloaded",
-    "timeout",
-    "internal",
-    "empty_image",
-    "unsupported_image",
-    "image_too_large",
-    "no_face",
-    "multiple_faces",
-    "face_too_small",
-    "low_quality",
-    "invalid_nik",
-    "invalid_argument",
-    "dimension_mismatch",
-    "not_enrolled",
-    "model_mismatch",
-];
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// A stable code and a message for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable.
+    #[schema(schema_with = code_schema)]
+    pub code: &'static str,
+    /// For people; may change.
+    pub message: String,
+}
+
+fn code_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(codes()))
+        .build()
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
-        if status.is_server_error() && !matches!(self, ApiError::Overloaded | ApiError::Timeout) {
+        if status.is_server_error() && !self.retry_later() {
             // Details stay in the log (request id in the span); never photos or templates.
             tracing::error!(code, detail = ?self, "request failed");
         }
-        let mut response =
-            (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response();
-        if matches!(self, ApiError::Overloaded | ApiError::Timeout) {
+        let mut response = (status, Json(ErrorBody { error: ErrorDetail { code, message } })).into_response();
+        if self.retry_later() {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response

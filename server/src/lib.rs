@@ -3,57 +3,105 @@
 //! `app(state)` builds the router (tests drive it without a socket); `serve` runs it until
 //! SIGTERM or Ctrl-C, finishing requests in flight.
 
+pub mod api;
+mod body;
 pub mod config;
 pub mod error;
-mod fields;
 pub mod metrics;
 mod openapi;
 mod routes;
 pub mod state;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::get;
 use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub use config::{Args, Config};
+pub use config::Config;
 pub use error::ApiError;
 pub use state::AppState;
 
 /// Paths that need no API key.
 const PUBLIC: [&str; 5] = ["/", "/healthz", "/readyz", "/metrics", "/openapi.json"];
 
-/// The service's routes and middleware.
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The service's routes and middleware. The route table is also the API description's.
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/v1/enrollments", post(routes::enroll))
-        .route("/v1/enrollments/{nik}", delete(routes::delete))
-        .route("/v1/verifications", post(routes::verify))
-        .route("/v1/compare", post(routes::compare))
-        .route("/v1/identifications", post(routes::identify))
-        .route("/v1/detections", post(routes::detect))
+    let protected = OpenApiRouter::new()
+        .routes(routes!(routes::enroll))
+        .routes(routes!(routes::delete))
+        .routes(routes!(routes::verify))
+        .routes(routes!(routes::compare))
+        .routes(routes!(routes::identify))
+        .routes(routes!(routes::detect))
         .route_layer(middleware::from_fn_with_state(state.clone(), shed_early));
-    Router::new()
+    let (router, mut description) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(routes::healthz))
+        .routes(routes!(routes::readyz))
+        .routes(routes!(routes::metrics))
+        .merge(protected)
+        .split_for_parts();
+    openapi::Protect.modify(&mut description);
+    let description = Arc::new(description);
+    router
         .route("/", get(routes::console))
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/metrics", get(routes::metrics))
-        .route("/openapi.json", get(openapi::document))
-        .merge(api)
-        .fallback(|| async { ApiError::BadRequest("no such route".into()).into_response() })
+        .route("/openapi.json", get(move || std::future::ready(axum::Json(description.as_ref().clone()))))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(DefaultBodyLimit::max(state.max_body))
+        .layer(middleware::map_response(json_errors))
+        .layer(TraceLayer::new_for_http().make_span_with(span).on_request(()).on_response(()))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), Sequential))
+        .layer(middleware::map_request(forget_client_request_id))
+        .layer(RequestBodyLimitLayer::new(state.max_body))
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
-/// Rejects requests without a configured API key (except public paths).
+/// Request ids are ours: `<pid>-<n>`.
+#[derive(Clone, Copy)]
+struct Sequential;
+
+impl MakeRequestId for Sequential {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = format!("{:x}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+/// A client's `X-Request-Id` is dropped, not logged: it could carry personal data (a NIK).
+async fn forget_client_request_id(mut request: Request) -> Request {
+    request.headers_mut().remove(&REQUEST_ID);
+    request
+}
+
+/// The log span of a request: our id, the method and the route template (never the raw path,
+/// which may hold a NIK).
+fn span(request: &Request) -> tracing::Span {
+    let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    tracing::info_span!("request", id = %id, method = %request.method(), route = %route)
+}
+
+/// Rejects requests without a configured API key (except public paths). The scheme name is
+/// case-insensitive (`Bearer`, `bearer`); `X-Api-Key: KEY` is accepted too.
 async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if PUBLIC.contains(&request.uri().path()) {
         return next.run(request).await;
@@ -62,7 +110,9 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key)
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     match bearer {
         Some(key) if state.accepts(key.trim()) => next.run(request).await,
@@ -80,37 +130,46 @@ async fn shed_early(State(state): State<AppState>, request: Request, next: Next)
     next.run(request).await
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// Request id, a log line per request (route template, never the raw path: it may hold a NIK), and
-/// metrics.
+/// Metrics per route and status, and one log line per served request. Sheds (503) and refusals
+/// (401) are counted, and logged at debug level only: a flood must not flood the log.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .map_or_else(
-            || format!("{:x}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed)),
-            str::to_string,
-        );
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
-    let method = request.method().clone();
-    let span = tracing::info_span!("request", id = %id, %method, route = %route);
-    let mut response = {
-        let _enter = span.enter();
-        drop(_enter);
-        tracing::Instrument::instrument(next.run(request), span.clone()).await
-    };
-    let status = response.status().as_u16();
+    let response = next.run(request).await;
+    let status = response.status();
     let seconds = started.elapsed().as_secs_f64();
-    state.metrics.request(&route, status, seconds);
-    span.in_scope(|| tracing::info!(status, ms = seconds * 1e3, "done"));
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-request-id", value);
+    state.metrics.request(&route, status.as_u16(), seconds);
+    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::SERVICE_UNAVAILABLE) {
+        tracing::debug!(status = status.as_u16(), ms = seconds * 1e3, "done");
+    } else {
+        tracing::info!(status = status.as_u16(), ms = seconds * 1e3, "done");
     }
     response
+}
+
+/// Error answers made outside our handlers (the body limit's 413, a timeout) get the JSON error
+/// body too.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+        StatusCode::NOT_FOUND => ApiError::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::UNAUTHORIZED => ApiError::Unauthorized,
+        StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE => ApiError::Timeout,
+        s if s.is_client_error() => ApiError::BadRequest(s.canonical_reason().unwrap_or("bad request").into()),
+        _ => ApiError::Internal(format!("status {status} without a body")),
+    }
+    .into_response()
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets requests in flight finish.
@@ -150,3 +209,6 @@ pub async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
+
+/// How long a client may take to send its request headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,126 +1,62 @@
-//! `GET /openapi.json`: the API description, built from the route table and error codes in this crate.
+//! The API description: generated from the handlers' `#[utoipa::path]` attributes, the body types
+//! and the route table (see `app`), so code and description cannot drift.
 
-use axum::Json;
-use serde_json::{Value, json};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi as Document, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
 
-use crate::error::CODES;
+use crate::error::ErrorBody;
 
-struct Op {
-    method: &'static str,
-    path: &'static str,
-    summary: &'static str,
-    fields: &'static [(&'static str, &'static str, bool)],
-    ok: u16,
-}
+/// Routes under this prefix need an API key.
+pub const PROTECTED_PREFIX: &str = "/v1/";
 
-const OPS: &[Op] = &[
-    Op {
-        method: "post",
-        path: "/v1/enrollments",
-        summary: "Enrol the KTP-el photo for a NIK (idempotent for the same photo; re-enrolment replaces).",
-        fields: &[("nik", "string", true), ("photo", "binary", true)],
-        ok: 201,
-    },
-    Op {
-        method: "post",
-        path: "/v1/verifications",
-        summary: "1:1: a selfie against the NIK's enrolled template.",
-        fields: &[("nik", "string", true), ("selfie", "binary", true)],
-        ok: 200,
-    },
-    Op {
-        method: "post",
-        path: "/v1/compare",
-        summary: "Stateless 1:1 of two photos.",
-        fields: &[
-            ("photo_a", "binary", true),
-            ("photo_b", "binary", true),
-            ("include_crops", "boolean", false),
-        ],
-        ok: 200,
-    },
-    Op {
-        method: "post",
-        path: "/v1/identifications",
-        summary: "1:N: the k most similar enrolled NIKs (duplicate-registration check).",
-        fields: &[("photo", "binary", true), ("k", "integer", false)],
-        ok: 200,
-    },
-    Op {
-        method: "post",
-        path: "/v1/detections",
-        summary: "All human faces in a photo (detected, then confirmed): boxes, landmarks, scores.",
-        fields: &[("photo", "binary", true)],
-        ok: 200,
-    },
+/// Answers every protected route can give, besides its own.
+const COMMON_ERRORS: [(&str, &str); 6] = [
+    ("400", "Malformed request: a missing, unknown or repeated field, bad JSON or base64, invalid NIK"),
+    ("401", "No valid API key"),
+    ("413", "Body or photo over the limit"),
+    ("415", "Not multipart/form-data or application/json"),
+    ("500", "Internal failure (details only in the server log)"),
+    ("503", "Overloaded or timed out; retry after Retry-After seconds"),
 ];
 
-fn body(fields: &[(&str, &str, bool)]) -> Value {
-    let schema = |base64: bool| {
-        let props: serde_json::Map<String, Value> = fields
-            .iter()
-            .map(|(name, kind, _)| {
-                let s = match (*kind, base64) {
-                    ("binary", true) => json!({ "type": "string", "format": "byte" }),
-                    ("binary", false) => json!({ "type": "string", "format": "binary" }),
-                    (k, _) => json!({ "type": k }),
-                };
-                (name.to_string(), s)
-            })
-            .collect();
-        let required: Vec<&str> = fields.iter().filter(|f| f.2).map(|f| f.0).collect();
-        json!({ "type": "object", "properties": props, "required": required })
-    };
-    json!({ "required": true, "content": {
-        "multipart/form-data": { "schema": schema(false) },
-        "application/json": { "schema": schema(true) },
-    }})
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "wajah", description = "Face verification for digital-ID registration."),
+    components(schemas(ErrorBody)),
+    modifiers(&Protect)
+)]
+pub struct ApiDoc;
+
+pub struct Protect;
+
+impl Modify for Protect {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if !path.starts_with(PROTECTED_PREFIX) {
+                continue;
+            }
+            let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                protect(operation);
+            }
+        }
+    }
 }
 
-fn error_response() -> Value {
-    json!({ "description": "Error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
-}
-
-/// The OpenAPI 3.1 document.
-pub async fn document() -> Json<Value> {
-    let mut paths = serde_json::Map::new();
-    for op in OPS {
-        paths.insert(
-            op.path.into(),
-            json!({ op.method: {
-                "summary": op.summary,
-                "security": [{ "bearer": [] }],
-                "requestBody": body(op.fields),
-                "responses": { op.ok.to_string(): { "description": "OK" }, "default": error_response() },
-            }}),
-        );
+fn protect(operation: &mut Operation) {
+    operation.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    for (status, description) in COMMON_ERRORS {
+        let response = ResponseBuilder::new()
+            .description(description)
+            .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorBody"))))
+            .build();
+        operation.responses.responses.entry(status.to_string()).or_insert(response.into());
     }
-    paths.insert("/v1/enrollments/{nik}".into(), json!({ "delete": {
-        "summary": "Delete the NIK's enrolment (deactivation or erasure).",
-        "security": [{ "bearer": [] }],
-        "parameters": [{ "name": "nik", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[0-9]{16}$" } }],
-        "responses": { "204": { "description": "Deleted" }, "default": error_response() },
-    }}));
-    for (path, summary) in [
-        ("/healthz", "Liveness."),
-        ("/readyz", "Readiness: models loaded, store open."),
-        ("/metrics", "Prometheus metrics."),
-    ] {
-        paths.insert(
-            path.into(),
-            json!({ "get": { "summary": summary, "responses": { "200": { "description": "OK" } } } }),
-        );
-    }
-    Json(json!({
-        "openapi": "3.1.0",
-        "info": { "title": "wajah", "version": env!("CARGO_PKG_VERSION"), "description": "Face verification for digital-ID registration." },
-        "paths": paths,
-        "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "schemas": { "Error": { "type": "object", "required": ["error"], "properties": { "error": {
-                "type": "object", "required": ["code", "message"],
-                "properties": { "code": { "type": "string", "enum": CODES }, "message": { "type": "string" } },
-            }}}},
-        },
-    }))
 }

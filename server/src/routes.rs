@@ -1,4 +1,5 @@
-//! Handlers: parse, run the engine on the blocking pool, answer JSON. No face logic here.
+//! Handlers: parse a typed body, run the gallery or engine on the blocking pool, answer a typed
+//! body. No face logic here.
 
 use std::io::Cursor;
 use std::time::Instant;
@@ -8,113 +9,75 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine as _;
-use serde_json::{Value, json};
-use wajah::{Enrollment, FaceAnalysis, Nik, TemplateStore, Upsert};
+use wajah::{FaceAnalysis, Nik, Upsert};
 
-use crate::error::ApiError;
-use crate::fields::Fields;
+use crate::api::{
+    CandidateAnswer, CaptureAnswer, CompareAnswer, CompareRequest, CompareSide, DetectRequest, DetectionAnswer,
+    EnrollRequest, EnrollmentAnswer, IdentificationAnswer, IdentifyRequest, MAX_K, ReadyAnswer, TimingsAnswer,
+    VerificationAnswer, VerifyRequest,
+};
+use crate::body::Body;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-fn face_json(a: &FaceAnalysis) -> Value {
-    json!({
-        "bbox": a.face.bbox,
-        "landmarks": a.face.landmarks,
-        "score": a.face.score,
-        "faces_found": a.faces_found,
-        "photo_width": a.photo_size.0,
-        "photo_height": a.photo_size.1,
-    })
-}
-
-fn capture_problems(a: &FaceAnalysis) -> Vec<&'static str> {
-    a.quality.issues.iter().map(|i| i.as_str()).collect()
-}
-
-fn timings(analyses: &[&FaceAnalysis], started: Instant) -> Value {
-    let sum = |f: fn(&wajah::Timings) -> f64| analyses.iter().map(|a| f(&a.timings)).sum::<f64>();
-    json!({
-        "decode_ms": sum(|t| t.decode_ms),
-        "detect_ms": sum(|t| t.detect_ms),
-        "align_ms": sum(|t| t.align_ms),
-        "quality_ms": sum(|t| t.quality_ms),
-        "embed_ms": sum(|t| t.embed_ms),
-        "total_ms": started.elapsed().as_secs_f64() * 1e3,
-    })
-}
-
-fn nik(fields: &Fields) -> Result<Nik, ApiError> {
-    Ok(Nik::parse(fields.text("nik")?)?)
-}
-
-/// `POST /v1/enrollments` {nik, photo}: enrol the KTP-el photo for a NIK.
-pub async fn enroll(State(state): State<AppState>, fields: Fields) -> Result<Response, ApiError> {
+/// Enrol the KTP-el photo for a NIK (the same photo again changes nothing; another replaces).
+#[utoipa::path(post, path = "/v1/enrollments", tag = "enrolment",
+    request_body(content((EnrollRequest = "multipart/form-data"), (EnrollRequest = "application/json"))),
+    responses(
+        (status = 201, description = "Enrolled", body = EnrollmentAnswer),
+        (status = 200, description = "Replaced, or unchanged (same photo)", body = EnrollmentAnswer),
+        (status = 422, description = "No usable face", body = ErrorBody),
+    ))]
+pub async fn enroll(
+    State(state): State<AppState>,
+    Body(request): Body<EnrollRequest>,
+) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let nik = nik(&fields)?;
-    let photo = fields.photo("photo")?.to_vec();
+    let nik = Nik::parse(&request.nik)?;
     let subject = nik.as_str().to_string();
-    let (outcome, analysis) = state
-        .run(move |s| {
-            let analysis = s.engine.analyze(&photo)?;
-            let enrollment = Enrollment {
-                subject: subject.clone(),
-                template: analysis.template.clone(),
-                quality: serde_json::to_value(&analysis.quality).unwrap_or(Value::Null),
-                photo_sha256: analysis.photo_sha256.clone(),
-                created_ms: 0,
-                updated_ms: 0,
-            };
-            let outcome = s.store.upsert(&enrollment)?;
-            if outcome != Upsert::Unchanged {
-                let mut index =
-                    s.index.write().map_err(|_| ApiError::Internal("index lock poisoned".into()))?;
-                index.insert(&subject, &analysis.template.embedding)?;
-            }
-            Ok((outcome, analysis))
-        })
-        .await?;
-    state.metrics.stages(&analysis.timings);
-    tracing::info!(nik = %nik, outcome = ?outcome, "enrolled");
-    let status = if outcome == Upsert::Created { StatusCode::CREATED } else { StatusCode::OK };
-    let body = json!({
-        "nik": nik.as_str(),
-        "status": outcome,
-        "replaced": outcome == Upsert::Replaced,
-        "model": state.engine.model_id(),
-        "face": face_json(&analysis),
-        "capture_problems": capture_problems(&analysis),
-        "quality": analysis.quality,
-        "timings_ms": timings(&[&analysis], started),
-    });
-    Ok((status, Json(body)).into_response())
+    let enrolled = state.run(move |s| Ok(s.gallery.enroll(&subject, &request.photo.0)?)).await?;
+    state.metrics.stages(&enrolled.analysis.timings);
+    tracing::info!(nik = %nik, outcome = ?enrolled.outcome, "enrolled");
+    let status = if enrolled.outcome == Upsert::Created { StatusCode::CREATED } else { StatusCode::OK };
+    let answer = EnrollmentAnswer {
+        nik: nik.as_str().to_string(),
+        status: enrolled.outcome,
+        replaced: enrolled.outcome == Upsert::Replaced,
+        model: state.gallery.engine().model_id().to_string(),
+        capture: (&enrolled.analysis).into(),
+        timings_ms: TimingsAnswer::of(&[&enrolled.analysis], started),
+    };
+    Ok((status, Json(answer)).into_response())
 }
 
-/// `POST /v1/verifications` {nik, selfie}: 1:1 against the enrolled template.
-pub async fn verify(State(state): State<AppState>, fields: Fields) -> Result<Json<Value>, ApiError> {
+/// 1:1: a selfie against the NIK's enrolled template.
+#[utoipa::path(post, path = "/v1/verifications", tag = "verification",
+    request_body(content((VerifyRequest = "multipart/form-data"), (VerifyRequest = "application/json"))),
+    responses(
+        (status = 200, description = "Compared", body = VerificationAnswer),
+        (status = 404, description = "The NIK is not enrolled", body = ErrorBody),
+        (status = 409, description = "Enrolled with another model", body = ErrorBody),
+        (status = 422, description = "No usable face", body = ErrorBody),
+    ))]
+pub async fn verify(
+    State(state): State<AppState>,
+    Body(request): Body<VerifyRequest>,
+) -> Result<Json<VerificationAnswer>, ApiError> {
     let started = Instant::now();
-    let nik = nik(&fields)?;
-    let selfie = fields.photo("selfie")?.to_vec();
+    let nik = Nik::parse(&request.nik)?;
     let subject = nik.as_str().to_string();
-    let (decision, analysis) = state
-        .run(move |s| {
-            let enrolled = s.store.get(&subject, s.engine.model_id())?;
-            Ok(s.engine.verify(&selfie, &enrolled.template)?)
-        })
-        .await?;
+    let verification = state.run(move |s| Ok(s.gallery.verify(&subject, &request.selfie.0)?)).await?;
+    let (decision, analysis) = (verification.decision, &verification.analysis);
     state.metrics.stages(&analysis.timings);
     state.metrics.decision("verify", decision.matched);
     tracing::info!(nik = %nik, matched = decision.matched, "verified");
-    Ok(Json(json!({
-        "nik": nik.as_str(),
-        "matched": decision.matched,
-        "decision": if decision.matched { "match" } else { "no_match" },
-        "score": decision.score,
-        "threshold": decision.threshold,
-        "model": state.engine.model_id(),
-        "face": face_json(&analysis),
-        "capture_problems": capture_problems(&analysis),
-        "quality": analysis.quality,
-        "timings_ms": timings(&[&analysis], started),
-    })))
+    Ok(Json(VerificationAnswer {
+        nik: nik.as_str().to_string(),
+        decision: decision.into(),
+        model: state.gallery.engine().model_id().to_string(),
+        capture: analysis.into(),
+        timings_ms: TimingsAnswer::of(&[analysis], started),
+    }))
 }
 
 fn png_base64(image: &image::RgbImage) -> String {
@@ -124,123 +87,138 @@ fn png_base64(image: &image::RgbImage) -> String {
     base64::engine::general_purpose::STANDARD.encode(out.into_inner())
 }
 
-/// `POST /v1/compare` {photo_a, photo_b[, include_crops]}: stateless 1:1.
-pub async fn compare(State(state): State<AppState>, fields: Fields) -> Result<Json<Value>, ApiError> {
+/// Stateless 1:1 of two photos.
+#[utoipa::path(post, path = "/v1/compare", tag = "verification",
+    request_body(content((CompareRequest = "multipart/form-data"), (CompareRequest = "application/json"))),
+    responses(
+        (status = 200, description = "Compared", body = CompareAnswer),
+        (status = 422, description = "No usable face in a photo", body = ErrorBody),
+    ))]
+pub async fn compare(
+    State(state): State<AppState>,
+    Body(request): Body<CompareRequest>,
+) -> Result<Json<CompareAnswer>, ApiError> {
     let started = Instant::now();
-    let a = fields.photo("photo_a")?.to_vec();
-    let b = fields.photo("photo_b")?.to_vec();
-    let crops = matches!(fields.optional("include_crops"), Some("true" | "1"));
+    let (a, b, crops) = (request.photo_a.0, request.photo_b.0, request.include_crops);
     let (decision, fa, fb) = state
         .run(move |s| {
-            let fa = s.engine.analyze(&a)?;
-            let fb = s.engine.analyze(&b)?;
-            let decision = s.engine.compare(&fa.template, &fb.template)?;
-            Ok((decision, fa, fb))
+            let engine = s.gallery.engine();
+            let (fa, fb) = (engine.analyze(&a)?, engine.analyze(&b)?);
+            Ok((engine.compare(&fa.template, &fb.template)?, fa, fb))
         })
         .await?;
     state.metrics.stages(&fa.timings);
     state.metrics.stages(&fb.timings);
     state.metrics.decision("compare", decision.matched);
-    let side = |f: &FaceAnalysis| {
-        let mut v =
-            json!({ "face": face_json(f), "capture_problems": capture_problems(f), "quality": f.quality });
-        if crops {
-            v["aligned_png_base64"] = json!(png_base64(f.aligned.image()));
-        }
-        v
+    let side = |f: &FaceAnalysis| CompareSide {
+        capture: CaptureAnswer::from(f),
+        aligned_png_base64: crops.then(|| png_base64(f.aligned.image())),
     };
-    Ok(Json(json!({
-        "matched": decision.matched,
-        "decision": if decision.matched { "match" } else { "no_match" },
-        "score": decision.score,
-        "threshold": decision.threshold,
-        "model": state.engine.model_id(),
-        "a": side(&fa),
-        "b": side(&fb),
-        "timings_ms": timings(&[&fa, &fb], started),
-    })))
+    Ok(Json(CompareAnswer {
+        decision: decision.into(),
+        model: state.gallery.engine().model_id().to_string(),
+        a: side(&fa),
+        b: side(&fb),
+        timings_ms: TimingsAnswer::of(&[&fa, &fb], started),
+    }))
 }
 
-/// `POST /v1/identifications` {photo[, k]}: 1:N top-k over the gallery.
-pub async fn identify(State(state): State<AppState>, fields: Fields) -> Result<Json<Value>, ApiError> {
+/// 1:N: the k most similar enrolled NIKs (duplicate-registration check).
+#[utoipa::path(post, path = "/v1/identifications", tag = "identification",
+    request_body(content((IdentifyRequest = "multipart/form-data"), (IdentifyRequest = "application/json"))),
+    responses(
+        (status = 200, description = "Searched", body = IdentificationAnswer),
+        (status = 422, description = "No usable face", body = ErrorBody),
+    ))]
+pub async fn identify(
+    State(state): State<AppState>,
+    Body(request): Body<IdentifyRequest>,
+) -> Result<Json<IdentificationAnswer>, ApiError> {
     let started = Instant::now();
-    let photo = fields.photo("photo")?.to_vec();
-    let k: usize = match fields.optional("k") {
-        Some(k) => k.parse().map_err(|_| ApiError::BadRequest("`k` must be a whole number".into()))?,
-        None => 5,
-    };
-    if !(1..=100).contains(&k) {
-        return Err(ApiError::BadRequest("`k` must be within 1..=100".into()));
+    let k = request.k;
+    if !(1..=MAX_K).contains(&k) {
+        return Err(ApiError::BadRequest(format!("`k` must be within 1..={MAX_K}")));
     }
-    let (matches, analysis) = state
-        .run(move |s| {
-            let analysis = s.engine.analyze(&photo)?;
-            let index = s.index.read().map_err(|_| ApiError::Internal("index lock poisoned".into()))?;
-            Ok((index.search(&analysis.template.embedding, k)?, analysis))
-        })
-        .await?;
+    let found = state.run(move |s| Ok(s.gallery.identify(&request.photo.0, k)?)).await?;
+    let analysis = &found.analysis;
     state.metrics.stages(&analysis.timings);
-    let threshold = state.engine.threshold();
-    state.metrics.decision("identify", matches.first().is_some_and(|m| m.score.0 >= threshold));
-    let candidates: Vec<Value> = matches
+    state.metrics.decision("identify", found.candidates.first().is_some_and(|c| c.decision.matched));
+    let candidates = found
+        .candidates
         .iter()
-        .map(|m| json!({ "nik": m.subject, "score": m.score, "matched": m.score.0 >= threshold }))
+        .map(|c| CandidateAnswer { nik: c.subject.clone(), score: c.decision.score.0, matched: c.decision.matched })
         .collect();
-    Ok(Json(json!({
-        "candidates": candidates,
-        "k": k,
-        "threshold": threshold,
-        "model": state.engine.model_id(),
-        "face": face_json(&analysis),
-        "capture_problems": capture_problems(&analysis),
-        "timings_ms": timings(&[&analysis], started),
-    })))
+    Ok(Json(IdentificationAnswer {
+        candidates,
+        k,
+        threshold: state.gallery.engine().threshold(),
+        model: state.gallery.engine().model_id().to_string(),
+        face: analysis.into(),
+        capture_problems: analysis.quality.issues.clone(),
+        timings_ms: TimingsAnswer::of(&[analysis], started),
+    }))
 }
 
-/// `POST /v1/detections` {photo}: all faces, boxes, landmarks.
-pub async fn detect(State(state): State<AppState>, fields: Fields) -> Result<Json<Value>, ApiError> {
-    let photo = fields.photo("photo")?.to_vec();
-    let detection = state.run(move |s| Ok(s.engine.detect(&photo)?)).await?;
-    Ok(Json(json!({ "width": detection.width, "height": detection.height, "faces": detection.faces })))
+/// All human faces in a photo (detected, then confirmed): boxes, landmarks, scores.
+#[utoipa::path(post, path = "/v1/detections", tag = "detection",
+    request_body(content((DetectRequest = "multipart/form-data"), (DetectRequest = "application/json"))),
+    responses(
+        (status = 200, description = "Faces found (possibly none)", body = DetectionAnswer),
+        (status = 422, description = "Not a readable photo", body = ErrorBody),
+    ))]
+pub async fn detect(
+    State(state): State<AppState>,
+    Body(request): Body<DetectRequest>,
+) -> Result<Json<DetectionAnswer>, ApiError> {
+    let d = state.run(move |s| Ok(s.gallery.engine().detect(&request.photo.0)?)).await?;
+    Ok(Json(DetectionAnswer { width: d.width, height: d.height, faces: d.faces }))
 }
 
-/// `DELETE /v1/enrollments/{nik}`: deactivation or erasure.
+/// Delete the NIK's enrolment (deactivation or erasure).
+#[utoipa::path(delete, path = "/v1/enrollments/{nik}", tag = "enrolment",
+    params(("nik" = String, Path, description = "The 16-digit NIK", pattern = "^[0-9]{16}$")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "The NIK is not enrolled", body = ErrorBody),
+    ))]
 pub async fn delete(State(state): State<AppState>, Path(nik): Path<String>) -> Result<StatusCode, ApiError> {
     let nik = Nik::parse(&nik)?;
     let subject = nik.as_str().to_string();
-    let deleted = state
-        .run(move |s| {
-            let deleted = s.store.delete(&subject)?;
-            s.index.write().map_err(|_| ApiError::Internal("index lock poisoned".into()))?.remove(&subject);
-            Ok(deleted)
-        })
-        .await?;
+    let deleted = state.run(move |s| Ok(s.gallery.delete(&subject)?)).await?;
     tracing::info!(nik = %nik, deleted, "enrolment deleted");
     if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::Engine(wajah::Error::NotEnrolled)) }
 }
 
-/// `GET /healthz`: the process answers.
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = String, content_type = "text/plain")))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /readyz`: models loaded and store open.
+/// Readiness: models loaded and store open.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = ReadyAnswer),
+        (status = 503, description = "Starting or shutting down", body = ReadyAnswer),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.is_ready() {
-        Json(json!({ "ready": true, "model": state.engine.model_id(), "enrolled": state.index.read().map(|i| i.len()).unwrap_or(0) }))
-            .into_response()
+        let model = Some(state.gallery.engine().model_id().to_string());
+        Json(ReadyAnswer { ready: true, model }).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false }))).into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, Json(ReadyAnswer { ready: false, model: None })).into_response()
     }
 }
 
-/// `GET /metrics`: Prometheus text.
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
-        .into_response()
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
-/// `GET /`: the operator console.
+/// The operator console.
 pub async fn console() -> Html<&'static str> {
     Html(include_str!("../static/index.html"))
 }

@@ -1,17 +1,20 @@
-//! Shared state: the engine, the template store, the 1:N index, limits and keys.
+//! Shared state: the gallery (engine, template store, 1:N index), limits and keys.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
-use wajah::{Engine, FaceIndex, SqliteStore, TemplateKey, TemplateStore};
+use wajah::{Engine, Gallery, SqliteStore, TemplateKey};
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+
+/// Requests admitted per worker (running or waiting); beyond that they are shed with 503.
+const QUEUE_PER_WORKER: usize = 12;
 
 /// Everything handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -19,12 +22,8 @@ pub struct AppState(Arc<Inner>);
 
 /// The parts of [`AppState`].
 pub struct Inner {
-    /// The face engine.
-    pub engine: Engine,
-    /// Enrolled templates.
-    pub store: SqliteStore,
-    /// 1:N search over the store's templates.
-    pub index: RwLock<FaceIndex>,
+    /// Enrolled subjects, and the engine that makes and compares their templates.
+    pub gallery: Gallery,
     /// Requests admitted (running or queued); beyond this they are shed with 503.
     pub admission: Arc<Semaphore>,
     /// Inferences running at once.
@@ -54,9 +53,7 @@ impl AppState {
     /// A message saying what could not be loaded.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let mut engine_config = config.engine.clone();
-        engine_config.sessions = config.workers;
-        let engine = Engine::new(engine_config)?;
+        let engine = Arc::new(Engine::new(config.engine())?);
 
         let key_file =
             config.template_key_file.clone().unwrap_or_else(|| config.data_dir.join("template.key"));
@@ -72,29 +69,20 @@ impl AppState {
         }
         let store = SqliteStore::open(&config.data_dir.join("templates.db"), keys)?;
 
-        let mut index = FaceIndex::new(engine.dim(), config.index)?;
-        let enrolled = store.all(engine.model_id())?;
-        let other = store.count()?.saturating_sub(enrolled.len());
-        if other > 0 {
+        let model = engine.model_id().to_string();
+        let gallery = Gallery::open(engine, Box::new(store), config.index)?;
+        if gallery.other_models() > 0 {
             tracing::warn!(
-                count = other,
+                count = gallery.other_models(),
                 "enrolments made by another model are not searchable; re-enrol them"
             );
         }
-        index.insert_many(enrolled.into_iter().map(|e| (e.subject, e.template.embedding)))?;
-        tracing::info!(
-            enrolled = index.len(),
-            hnsw = index.uses_hnsw(),
-            model = engine.model_id(),
-            "store open"
-        );
+        tracing::info!(enrolled = gallery.len(), hnsw = gallery.uses_hnsw(), model, "store open");
 
         let api_keys = api_key_hashes(config)?;
         let state = AppState(Arc::new(Inner {
-            engine,
-            store,
-            index: RwLock::new(index),
-            admission: Arc::new(Semaphore::new(config.workers * 12)),
+            gallery,
+            admission: Arc::new(Semaphore::new(config.workers * QUEUE_PER_WORKER)),
             workers: Arc::new(Semaphore::new(config.workers)),
             timeout: Duration::from_secs(config.request_timeout_secs),
             api_keys,

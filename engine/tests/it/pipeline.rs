@@ -73,7 +73,7 @@ fn a_dog_is_not_a_human_face() {
     let dog = read("no_face/dogs.jpg");
     let engine = engine();
     let image = engine.decode(&dog).expect("decodes").image;
-    let raw = engine.detect_native(&wajah::resize(&image, 320, 320)).expect("detection runs");
+    let raw = engine.faces(&wajah::resize(&image, 320, 320), wajah::FaceQuery::Raw).expect("detection runs");
     assert!(raw.iter().any(|f| f.score >= 0.8), "the detector's view: {raw:?}");
     let detected = engine.detect(&dog).expect("detection runs");
     assert!(detected.faces.is_empty(), "detections: {:?}", detected.faces);

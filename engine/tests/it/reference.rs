@@ -57,7 +57,7 @@ fn detection_matches_opencv_within_one_pixel() {
     for photo in fixture().photos {
         let decoded = engine.decode(&read(&photo.file)).expect("decodes");
         assert_eq!(decoded.image.dimensions(), (photo.width, photo.height), "{}", photo.file);
-        let ours = engine.detect_native(&decoded.image).expect("detects");
+        let ours = engine.faces(&decoded.image, wajah::FaceQuery::Raw).expect("detects");
         assert_eq!(ours.len(), photo.faces.len(), "{}: face count", photo.file);
         for reference in &photo.faces {
             let face = matching(&ours, reference);
@@ -80,7 +80,7 @@ fn embeddings_match_opencv() {
     let mut worst = f32::MAX;
     for photo in fixture().photos {
         let decoded = engine.decode(&read(&photo.file)).expect("decodes");
-        let ours = engine.detect_native(&decoded.image).expect("detects");
+        let ours = engine.faces(&decoded.image, wajah::FaceQuery::Raw).expect("detects");
         for reference in &photo.faces {
             let face = matching(&ours, reference);
             let aligned = engine.align(&decoded.image, face).expect("aligns");

@@ -1,0 +1,271 @@
+//! The [`Engine`]: photo bytes -> face -> template, and template comparison.
+
+use std::time::Instant;
+
+use image::RgbImage;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::align::{AlignedFace, align};
+use crate::analysis::{Decision, Detection, FaceAnalysis, Timings, ms};
+use crate::calibration::Calibration;
+use crate::config::{EngineConfig, FacePolicy};
+use crate::confirm::FaceConfirmer;
+use crate::decode::{Photo, decode};
+use crate::detect::{Face, Point, YuNet};
+use crate::embed::{Embedder, OnnxEmbedder};
+use crate::embedding::Template;
+use crate::error::{Error, Result};
+use crate::locate::{FaceFinder, FaceQuery};
+use crate::manifest::Manifest;
+use crate::quality::assess;
+use crate::runtime::{self, SessionOptions};
+use crate::warp::Affine;
+
+/// The face verification engine: owns the models and the settings.
+pub struct Engine {
+    config: EngineConfig,
+    finder: FaceFinder,
+    embedder: Box<dyn Embedder>,
+    threshold: f32,
+}
+
+impl Engine {
+    /// Loads the runtime and models named by `config` (checking every checksum).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for bad settings, [`Error::Model`] for missing or altered files.
+    pub fn new(config: EngineConfig) -> Result<Self> {
+        config.validate()?;
+        let manifest = match &config.manifest {
+            Some(path) => Manifest::load(path)?,
+            None => Manifest::builtin()?,
+        };
+        runtime::read_verified(&config.onnxruntime, &manifest.runtime.sha256)?;
+        let env = runtime::environment(&config.onnxruntime)?;
+        let options = SessionOptions { intra_threads: config.intra_threads, sessions: config.sessions };
+        let detector = YuNet::load(env, &config.models_dir, &manifest.detector, options)?;
+        let embedder = OnnxEmbedder::load(env, &config.models_dir, &manifest.recognizer, options)?;
+        let confirmer = FaceConfirmer::load(env, &config.models_dir, &manifest.confirmer, options)?;
+        let calibrated = match &config.calibration {
+            Some(path) => {
+                let c = Calibration::load(path)?;
+                if c.model != embedder.model_id() {
+                    return Err(Error::ModelMismatch {
+                        expected: embedder.model_id().into(),
+                        found: c.model,
+                    });
+                }
+                Some(c.threshold)
+            }
+            None => None,
+        };
+        // The one place the threshold is chosen: explicit setting > calibration > manifest.
+        let threshold = config.threshold.or(calibrated).unwrap_or(manifest.recognizer.threshold);
+        let finder = FaceFinder {
+            detector: Box::new(detector),
+            confirmer,
+            policy: config.detect,
+            quality: config.quality,
+        };
+        Ok(Self { config, finder, embedder: Box::new(embedder), threshold })
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Identity of the recogniser; stored with every template.
+    pub fn model_id(&self) -> &str {
+        self.embedder.model_id()
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.embedder.dim()
+    }
+
+    /// The match threshold in use.
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
+    /// Decodes photo bytes under the configured limits.
+    ///
+    /// # Errors
+    /// See [`decode`].
+    pub fn decode(&self, bytes: &[u8]) -> Result<Photo> {
+        decode(bytes, &self.config.limits)
+    }
+
+    /// The faces of a decoded image that `query` asks for (see [`FaceQuery`]).
+    ///
+    /// # Errors
+    /// [`Error::Inference`] when a model fails.
+    pub fn faces(&self, image: &RgbImage, query: FaceQuery) -> Result<Vec<Face>> {
+        self.finder.find(image, query)
+    }
+
+    /// Decodes a photo and finds every human face in it ([`FaceQuery::All`]).
+    ///
+    /// # Errors
+    /// Decoding errors, or [`Error::Inference`].
+    pub fn detect(&self, bytes: &[u8]) -> Result<Detection> {
+        let photo = self.decode(bytes)?;
+        let faces = self.faces(&photo.image, FaceQuery::All)?;
+        Ok(Detection { width: photo.image.width(), height: photo.image.height(), faces })
+    }
+
+    /// Aligns a face of `image` for the recogniser.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for degenerate landmarks.
+    pub fn align(&self, image: &RgbImage, face: &Face) -> Result<AlignedFace> {
+        let (w, h) = self.embedder.input_size();
+        align(image, face, w, h)
+    }
+
+    /// Templates for aligned faces (batched through the recogniser).
+    ///
+    /// # Errors
+    /// [`Error::Inference`] when the recogniser fails.
+    pub fn embed(&self, faces: &[&AlignedFace]) -> Result<Vec<Template>> {
+        let model = self.model_id().to_string();
+        Ok(self
+            .embedder
+            .embed(faces)?
+            .into_iter()
+            .map(|embedding| Template { model: model.clone(), embedding })
+            .collect())
+    }
+
+    /// Photo bytes -> the one face (under the configured [`FacePolicy`]) -> template.
+    ///
+    /// # Errors
+    /// Decoding errors, [`Error::NoFace`], [`Error::MultipleFaces`], [`Error::FaceTooSmall`],
+    /// [`Error::LowQuality`] (only with `reject_low_quality`), or internal errors.
+    pub fn analyze(&self, bytes: &[u8]) -> Result<FaceAnalysis> {
+        self.analyze_with(bytes, self.config.face_policy)
+    }
+
+    /// [`Engine::analyze`] with an explicit face policy.
+    ///
+    /// # Errors
+    /// As [`Engine::analyze`].
+    pub fn analyze_with(&self, bytes: &[u8], policy: FacePolicy) -> Result<FaceAnalysis> {
+        let photo_sha256 = hex::encode(Sha256::digest(bytes));
+        let located = self.finder.locate(bytes, &self.config.limits, policy)?;
+        let mut analysis = self.finish(
+            &located.photo.image,
+            located.scale,
+            located.photo_size,
+            located.face,
+            located.faces_found,
+        )?;
+        analysis.timings.detect_ms = located.detect_ms;
+        analysis.timings.decode_ms = located.decode_ms;
+        analysis.photo_sha256 = photo_sha256;
+        Ok(analysis)
+    }
+
+    /// [`Engine::analyze_with`] on an already decoded image (`photo_sha256` is left empty).
+    ///
+    /// # Errors
+    /// As [`Engine::analyze`], without decoding errors.
+    pub fn analyze_image(&self, image: &RgbImage, policy: FacePolicy) -> Result<FaceAnalysis> {
+        let t = Instant::now();
+        let photo_side = image.width().max(image.height()) as f32;
+        let faces = self.finder.find(image, FaceQuery::Usable { photo_side })?;
+        let centre = Point { x: image.width() as f32 / 2.0, y: image.height() as f32 / 2.0 };
+        let face = self.finder.select(&faces, policy, centre)?;
+        let detect_ms = ms(t);
+        let mut analysis = self.finish(image, 1.0, image.dimensions(), face, faces.len())?;
+        analysis.timings.detect_ms = detect_ms;
+        Ok(analysis)
+    }
+
+    /// Align, assess and embed `face` (photo coordinates) from `image` (the photo at `scale`).
+    fn finish(
+        &self,
+        image: &RgbImage,
+        scale: f32,
+        full: (u32, u32),
+        face: Face,
+        faces_found: usize,
+    ) -> Result<FaceAnalysis> {
+        let mut timings = Timings::default();
+        let t = Instant::now();
+        let aligned = self.align(image, &face.mapped(&Affine::scale(scale)))?;
+        timings.align_ms = ms(t);
+
+        let t = Instant::now();
+        let quality = assess(&face, &aligned, full, &self.config.quality);
+        timings.quality_ms = ms(t);
+        if self.config.reject_low_quality && !quality.is_good() {
+            return Err(Error::LowQuality {
+                reasons: quality.issues.iter().map(|i| i.as_str().into()).collect(),
+            });
+        }
+
+        let t = Instant::now();
+        let template =
+            self.embed(&[&aligned])?.pop().ok_or_else(|| Error::Inference("no embedding".into()))?;
+        timings.embed_ms = ms(t);
+        Ok(FaceAnalysis {
+            face,
+            faces_found,
+            quality,
+            template,
+            aligned,
+            photo_size: full,
+            photo_sha256: String::new(),
+            timings,
+        })
+    }
+
+    /// Photo bytes -> template, under the configured policy.
+    ///
+    /// # Errors
+    /// As [`Engine::analyze`].
+    pub fn template(&self, bytes: &[u8]) -> Result<Template> {
+        Ok(self.analyze(bytes)?.template)
+    }
+
+    /// Analyses many photos in parallel (rayon), one result per photo, in order.
+    pub fn analyze_batch(&self, photos: &[&[u8]]) -> Vec<Result<FaceAnalysis>> {
+        photos.par_iter().map(|bytes| self.analyze(bytes)).collect()
+    }
+
+    /// Checks that `template` was made by this engine's recogniser.
+    ///
+    /// # Errors
+    /// [`Error::ModelMismatch`].
+    pub fn check_model(&self, template: &Template) -> Result<()> {
+        if template.model == self.model_id() {
+            Ok(())
+        } else {
+            Err(Error::ModelMismatch { expected: self.model_id().into(), found: template.model.clone() })
+        }
+    }
+
+    /// Compares two templates against the engine's threshold.
+    ///
+    /// # Errors
+    /// [`Error::ModelMismatch`] when either template was made by another model.
+    pub fn compare(&self, a: &Template, b: &Template) -> Result<Decision> {
+        self.check_model(a)?;
+        self.check_model(b)?;
+        Ok(Decision::new(a.similarity(b)?, self.threshold))
+    }
+
+    /// 1:1 verification: a probe photo against an enrolled template.
+    ///
+    /// # Errors
+    /// As [`Engine::analyze`] and [`Engine::compare`].
+    pub fn verify(&self, probe: &[u8], enrolled: &Template) -> Result<(Decision, FaceAnalysis)> {
+        let analysis = self.analyze(probe)?;
+        let decision = self.compare(&analysis.template, enrolled)?;
+        Ok((decision, analysis))
+    }
+}

@@ -1,0 +1,217 @@
+//! The [`Gallery`]: enrolled subjects, and the one place that enrols, verifies, identifies and
+//! deletes them.
+//!
+//! It owns a [`TemplateStore`] (the system of record) and a [`FaceIndex`] (1:N search) and keeps
+//! them in step: opening fills the index from the store; a change takes the index's write lock,
+//! writes the store, then the index, and undoes the store write if the index step fails, so the
+//! two never disagree.
+
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use serde_json::Value;
+
+use crate::analysis::{Decision, FaceAnalysis};
+use crate::embedding::Template;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::index::{FaceIndex, IndexConfig};
+use crate::store::{Enrollment, TemplateStore, Upsert};
+
+/// A subject enrolled (or enrolled again).
+#[derive(Clone, Debug)]
+pub struct Enrolled {
+    /// What the store did.
+    pub outcome: Upsert,
+    /// The enrolment photo's analysis.
+    pub analysis: FaceAnalysis,
+}
+
+/// A 1:1 verification against an enrolled subject.
+#[derive(Clone, Debug)]
+pub struct Verification {
+    /// Score, threshold and verdict.
+    pub decision: Decision,
+    /// The probe photo's analysis.
+    pub analysis: FaceAnalysis,
+}
+
+/// One subject found by a 1:N search.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    /// Subject id.
+    pub subject: String,
+    /// The candidate's score against the engine's threshold.
+    pub decision: Decision,
+}
+
+/// A 1:N search with a photo.
+#[derive(Clone, Debug)]
+pub struct Identification {
+    /// The most similar subjects, best first.
+    pub candidates: Vec<Candidate>,
+    /// The probe photo's analysis.
+    pub analysis: FaceAnalysis,
+}
+
+/// Enrolled subjects: a template store and its search index, kept in step.
+pub struct Gallery {
+    engine: Arc<Engine>,
+    store: Box<dyn TemplateStore>,
+    index: RwLock<FaceIndex>,
+    other_models: usize,
+}
+
+fn poisoned<T>(_: T) -> Error {
+    Error::Index("index lock poisoned".into())
+}
+
+impl Gallery {
+    /// Opens a gallery on `store`, filling the index with every template made by `engine`'s model.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad index configuration; store and decryption errors.
+    pub fn open(engine: Arc<Engine>, store: Box<dyn TemplateStore>, index: IndexConfig) -> Result<Self> {
+        let mut face_index = FaceIndex::new(engine.dim(), index)?;
+        let enrolled = store.all(engine.model_id())?;
+        let other_models = store.count()?.saturating_sub(enrolled.len());
+        face_index.insert_many(enrolled.into_iter().map(|e| (e.subject, e.template.embedding)))?;
+        Ok(Self { engine, store, index: RwLock::new(face_index), other_models })
+    }
+
+    /// The engine that makes and compares the templates.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Number of searchable subjects.
+    pub fn len(&self) -> usize {
+        self.read_index().map_or(0, |i| i.len())
+    }
+
+    /// True when no subject is searchable.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when searches go through the HNSW graph.
+    pub fn uses_hnsw(&self) -> bool {
+        self.read_index().is_ok_and(|i| i.uses_hnsw())
+    }
+
+    /// Enrolments in the store made by another model (not searchable until re-enrolled).
+    pub fn other_models(&self) -> usize {
+        self.other_models
+    }
+
+    fn read_index(&self) -> Result<RwLockReadGuard<'_, FaceIndex>> {
+        self.index.read().map_err(poisoned)
+    }
+
+    fn write_index(&self) -> Result<RwLockWriteGuard<'_, FaceIndex>> {
+        self.index.write().map_err(poisoned)
+    }
+
+    /// Enrols `subject` with the face in `photo` (the KTP-el photo), replacing an earlier one.
+    ///
+    /// # Errors
+    /// As [`Engine::analyze`], and store errors.
+    pub fn enroll(&self, subject: &str, photo: &[u8]) -> Result<Enrolled> {
+        let analysis = self.engine.analyze(photo)?;
+        let quality = serde_json::to_value(&analysis.quality).unwrap_or(Value::Null);
+        let enrollment = Enrollment {
+            subject: subject.to_string(),
+            template: analysis.template.clone(),
+            quality,
+            photo_sha256: analysis.photo_sha256.clone(),
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        let outcome = self.enroll_template(&enrollment)?;
+        Ok(Enrolled { outcome, analysis })
+    }
+
+    /// Stores `enrollment` and indexes it; if indexing fails the store is put back as it was and
+    /// the error returned, so nothing unsearchable is acknowledged.
+    ///
+    /// # Errors
+    /// [`Error::ModelMismatch`] for a template of another model; [`Error::DimensionMismatch`]
+    /// (the store is then unchanged); store errors.
+    pub fn enroll_template(&self, enrollment: &Enrollment) -> Result<Upsert> {
+        self.engine.check_model(&enrollment.template)?;
+        let mut index = self.write_index()?;
+        let subject = &enrollment.subject;
+        let before = match self.store.get(subject, self.engine.model_id()) {
+            Ok(e) => Some(e),
+            Err(Error::NotEnrolled | Error::ModelMismatch { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let outcome = self.store.upsert(enrollment)?;
+        if outcome == Upsert::Unchanged {
+            return Ok(outcome);
+        }
+        if let Err(e) = index.insert(subject, &enrollment.template.embedding) {
+            match before {
+                Some(old) => self.store.upsert(&old).map(drop)?,
+                None => self.store.delete(subject).map(drop)?,
+            }
+            return Err(e);
+        }
+        Ok(outcome)
+    }
+
+    /// The template enrolled for `subject`.
+    ///
+    /// # Errors
+    /// [`Error::NotEnrolled`], [`Error::ModelMismatch`], store errors.
+    pub fn template(&self, subject: &str) -> Result<Template> {
+        Ok(self.store.get(subject, self.engine.model_id())?.template)
+    }
+
+    /// 1:1: the face in `probe` (a selfie) against `subject`'s enrolment.
+    ///
+    /// # Errors
+    /// [`Error::NotEnrolled`], and as [`Engine::verify`].
+    pub fn verify(&self, subject: &str, probe: &[u8]) -> Result<Verification> {
+        let enrolled = self.template(subject)?;
+        let (decision, analysis) = self.engine.verify(probe, &enrolled)?;
+        Ok(Verification { decision, analysis })
+    }
+
+    /// 1:N: the `k` subjects most similar to the face in `photo`.
+    ///
+    /// # Errors
+    /// As [`Engine::analyze`]; [`Error::InvalidArgument`] for `k` 0.
+    pub fn identify(&self, photo: &[u8], k: usize) -> Result<Identification> {
+        let analysis = self.engine.analyze(photo)?;
+        let candidates = self.search(&analysis.template, k)?;
+        Ok(Identification { candidates, analysis })
+    }
+
+    /// The `k` subjects most similar to `template`, each with its decision.
+    ///
+    /// # Errors
+    /// [`Error::ModelMismatch`], [`Error::InvalidArgument`] for `k` 0.
+    pub fn search(&self, template: &Template, k: usize) -> Result<Vec<Candidate>> {
+        self.engine.check_model(template)?;
+        if k == 0 {
+            return Err(Error::InvalidArgument("k must be at least 1".into()));
+        }
+        let threshold = self.engine.threshold();
+        let matches = self.read_index()?.search(&template.embedding, k)?;
+        Ok(matches
+            .into_iter()
+            .map(|m| Candidate { subject: m.subject, decision: Decision::new(m.score, threshold) })
+            .collect())
+    }
+
+    /// Erases `subject` from store and index; false if it was not enrolled.
+    ///
+    /// # Errors
+    /// Store errors (the index is then unchanged).
+    pub fn delete(&self, subject: &str) -> Result<bool> {
+        let mut index = self.write_index()?;
+        let deleted = self.store.delete(subject)?;
+        index.remove(subject);
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,174 @@
+//! Request bodies: one typed request from multipart/form-data (photos as file parts) or JSON
+//! (photos as base64 strings). A field given twice, or one the route does not take, is refused.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use crate::api::{CompareRequest, DetectRequest, EnrollRequest, IdentifyRequest, PhotoBytes, VerifyRequest};
+use crate::error::ApiError;
+
+/// A request body of type `T`, from either encoding.
+pub struct Body<T>(pub T);
+
+/// Multipart fields by name, taken one by one; what is left over is an error.
+pub struct Parts(HashMap<String, Vec<u8>>);
+
+impl Parts {
+    fn take(&mut self, name: &str) -> Option<Vec<u8>> {
+        self.0.remove(name)
+    }
+
+    fn photo(&mut self, name: &str) -> Result<PhotoBytes, ApiError> {
+        self.take(name)
+            .map(PhotoBytes)
+            .ok_or_else(|| ApiError::BadRequest(format!("the field `{name}` (a photo) is missing")))
+    }
+
+    fn text(&mut self, name: &str) -> Result<String, ApiError> {
+        let bytes =
+            self.take(name).ok_or_else(|| ApiError::BadRequest(format!("the field `{name}` is missing")))?;
+        String::from_utf8(bytes)
+            .map(|s| s.trim().to_string())
+            .map_err(|_| ApiError::BadRequest(format!("the field `{name}` is not text")))
+    }
+
+    fn optional<T: std::str::FromStr>(&mut self, name: &str, what: &str) -> Result<Option<T>, ApiError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(bytes) => std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .map(Some)
+                .ok_or_else(|| ApiError::BadRequest(format!("the field `{name}` must be {what}"))),
+        }
+    }
+
+    fn finish<T>(self, value: T) -> Result<T, ApiError> {
+        match self.0.keys().next() {
+            None => Ok(value),
+            Some(name) => Err(ApiError::BadRequest(format!("unknown field `{name}`"))),
+        }
+    }
+}
+
+/// A request type that can be read from multipart fields.
+pub trait FromParts: Sized {
+    /// The request from `parts`.
+    ///
+    /// # Errors
+    /// `BadRequest` naming a missing, malformed or unknown field.
+    fn from_parts(parts: Parts) -> Result<Self, ApiError>;
+}
+
+impl FromParts for EnrollRequest {
+    fn from_parts(mut p: Parts) -> Result<Self, ApiError> {
+        let request = Self { nik: p.text("nik")?, photo: p.photo("photo")? };
+        p.finish(request)
+    }
+}
+
+impl FromParts for VerifyRequest {
+    fn from_parts(mut p: Parts) -> Result<Self, ApiError> {
+        let request = Self { nik: p.text("nik")?, selfie: p.photo("selfie")? };
+        p.finish(request)
+    }
+}
+
+impl FromParts for CompareRequest {
+    fn from_parts(mut p: Parts) -> Result<Self, ApiError> {
+        let request = Self {
+            photo_a: p.photo("photo_a")?,
+            photo_b: p.photo("photo_b")?,
+            include_crops: p.optional("include_crops", "true or false")?.unwrap_or(false),
+        };
+        p.finish(request)
+    }
+}
+
+impl FromParts for IdentifyRequest {
+    fn from_parts(mut p: Parts) -> Result<Self, ApiError> {
+        let k = p.optional("k", "a whole number")?.unwrap_or(crate::api::DEFAULT_K);
+        let request = Self { photo: p.photo("photo")?, k };
+        p.finish(request)
+    }
+}
+
+impl FromParts for DetectRequest {
+    fn from_parts(mut p: Parts) -> Result<Self, ApiError> {
+        let request = Self { photo: p.photo("photo")? };
+        p.finish(request)
+    }
+}
+
+fn too_large_or_bad(status: StatusCode, message: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::BadRequest(message)
+    }
+}
+
+/// The media type of a `Content-Type` value, lower-cased, without parameters.
+fn essence(content_type: &str) -> String {
+    content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + FromParts> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        match essence(content_type).as_str() {
+            "multipart/form-data" => {
+                let mut multipart = Multipart::from_request(req, state)
+                    .await
+                    .map_err(|e| too_large_or_bad(e.status(), e.body_text()))?;
+                let mut fields = HashMap::new();
+                while let Some(field) =
+                    multipart.next_field().await.map_err(|e| too_large_or_bad(e.status(), e.body_text()))?
+                {
+                    let name = field.name().unwrap_or_default().to_string();
+                    if fields.contains_key(&name) {
+                        return Err(ApiError::BadRequest(format!("the field `{name}` is given twice")));
+                    }
+                    let bytes = field.bytes().await.map_err(|e| too_large_or_bad(e.status(), e.body_text()))?;
+                    fields.insert(name, bytes.to_vec());
+                }
+                T::from_parts(Parts(fields)).map(Body)
+            }
+            "application/json" => {
+                let body = Bytes::from_request(req, state)
+                    .await
+                    .map_err(|e| too_large_or_bad(e.status(), e.body_text()))?;
+                serde_json::from_slice(&body)
+                    .map(Body)
+                    .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+            }
+            _ => Err(ApiError::UnsupportedMediaType),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_are_compared_whole_and_without_case() {
+        assert_eq!(essence("APPLICATION/JSON; charset=utf-8"), "application/json");
+        assert_ne!(essence("application/jsonx"), "application/json");
+    }
+
+    #[test]
+    fn json_bodies_refuse_duplicate_and_unknown_keys() {
+        let dup = r#"{"nik":"3201011505900001","nik":"3201011505900002","selfie":""}"#;
+        let err = serde_json::from_str::<VerifyRequest>(dup).expect_err("duplicate");
+        assert!(err.to_string().contains("duplicate field `nik`"), "{err}");
+        let unknown = r#"{"nik":"3201011505900001","selfie":"","extra":[0,0,0]}"#;
+        assert!(serde_json::from_str::<VerifyRequest>(unknown).is_err());
+    }
+}
