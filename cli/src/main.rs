@@ -1,5 +1,6 @@
 //! `wajah`: command-line face detection and comparison.
 
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -148,8 +149,21 @@ fn main() -> Result<()> {
             reverify::run(&engine, input, output, store.as_ref())?
         }
     };
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
+    print_json(&out)
+}
+
+/// Writes `value` to stdout through one lock. A reader that has gone away (`wajah ... | head -1`) is a
+/// normal end of output, not an error: the command ends quietly with status 0.
+fn print_json(value: &Value) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let written = serde_json::to_writer_pretty(&mut stdout, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(stdout))
+        .and_then(|()| stdout.flush());
+    match written {
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
