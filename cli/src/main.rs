@@ -59,7 +59,8 @@ enum Command {
         #[arg(long)]
         draw: Option<PathBuf>,
     },
-    /// Run a verification protocol: LFW pairs.txt or a CSV of pairs (image_a,image_b,same_person).
+    /// Run a verification protocol: LFW pairs.txt or a CSV of pairs (image_a,image_b,same_person),
+    /// labels 1/0, true/false or same/different.
     Eval {
         /// The pairs file.
         #[arg(long)]
@@ -128,17 +129,17 @@ impl EngineArgs {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let engine = cli.engine.engine()?;
+    // Pairs files are read before the models load, so a malformed file fails at once.
     let out = match &cli.command {
-        Command::Compare { a, b } => compare(&engine, a, b)?,
-        Command::Detect { image, draw } => detect(&engine, image, draw.as_deref())?,
-        Command::Eval { pairs, root, out, plots } => {
-            let pairs = eval::read_pairs(pairs, root)?;
-            eval::run(&engine, &pairs, out, plots.as_deref())?
+        Command::Compare { a, b } => compare(&cli.engine.engine()?, a, b)?,
+        Command::Detect { image, draw } => detect(&cli.engine.engine()?, image, draw.as_deref())?,
+        Command::Eval { pairs: file, root, out, plots } => {
+            let pairs = eval::read_pairs(file, root)?;
+            eval::run(&cli.engine.engine()?, &pairs, file, out, plots.as_deref())?
         }
         Command::Calibrate { pairs: file, root, fmrs, rounds, out } => {
             let pairs = eval::read_pairs(file, root)?;
-            calibrate::run(&engine, &pairs, fmrs, *rounds, out, &file.display().to_string())?
+            calibrate::run(&cli.engine.engine()?, &pairs, file, fmrs, *rounds, out)?
         }
         Command::Reverify { input, output, store, key } => {
             let store = match (store, key) {
@@ -146,7 +147,7 @@ fn main() -> Result<()> {
                 (Some(_), None) => anyhow::bail!("--store needs --key"),
                 _ => None,
             };
-            reverify::run(&engine, input, output, store.as_ref())?
+            reverify::run(&cli.engine.engine()?, input, output, store.as_ref())?
         }
     };
     print_json(&out)

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod closed_pipe;
+mod eval;
 mod reverify;
 
 /// The workspace root.
