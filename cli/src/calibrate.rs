@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use wajah::{Calibration, Engine};
 
 use crate::eval::{Pair, score};
-use crate::metrics::threshold_for_fmr;
+use crate::metrics::{self, threshold_for_fmr};
 
 /// Deterministic xorshift, enough for resampling.
 struct Rng(u64);
@@ -52,7 +52,7 @@ pub fn run(
             .collect();
         boot.sort_by(f32::total_cmp);
         let ci = [percentile(&boot, 0.025), percentile(&boot, 0.975)];
-        let fnmr = genuine.iter().filter(|&&s| s < threshold).count() as f64 / genuine.len() as f64;
+        let fnmr = metrics::fnmr(&genuine, threshold);
         results.push(json!({
             "target_fmr": fmr,
             "threshold": threshold,

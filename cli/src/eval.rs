@@ -195,6 +195,9 @@ pub fn score(engine: &Engine, pairs: &[Pair], source: &Path) -> Result<Scores> {
     Ok(Scores { pairs: scored, photos: files.len(), failed })
 }
 
+/// The false match rates at which the report gives the FNMR.
+const FMRS: [f64; 3] = [1e-2, 1e-3, 1e-4];
+
 #[derive(Serialize)]
 struct FoldResult {
     fold: usize,
@@ -230,14 +233,22 @@ pub fn run(
     let accs: Vec<f64> = folds.iter().map(|f| f.accuracy).collect();
     let mean = accs.iter().sum::<f64>() / accs.len().max(1) as f64;
     let std = (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / accs.len().max(1) as f64).sqrt();
-    let tar = |far: f64| -> Value {
-        match metrics::tar_at_far(&curve, impostor.len(), far) {
-            Some((tar, threshold)) => json!({ "far": far, "tar": tar, "threshold": threshold }),
-            None => {
-                json!({ "far": far, "tar": "n/a", "reason": format!("needs at least {} impostor pairs", (1.0 / far) as u64) })
-            }
-        }
-    };
+    // TAR at FAR is the same figure as 1 - FNMR at FMR, kept under its older name.
+    let (fnmr_at_fmr, tar_at_far): (Vec<Value>, Vec<Value>) = FMRS
+        .iter()
+        .map(|&fmr| match metrics::fnmr_at_fmr(&genuine, &impostor, fmr) {
+            Ok(p) => (
+                json!({ "fmr": fmr, "fnmr": p.fnmr, "threshold": p.threshold, "fmr_measured": p.fmr }),
+                json!({ "far": fmr, "tar": 1.0 - p.fnmr, "threshold": p.threshold }),
+            ),
+            Err(reason) => (
+                json!({ "fmr": fmr, "fnmr": null, "reason": reason }),
+                json!({ "far": fmr, "tar": null, "reason": reason }),
+            ),
+        })
+        .unzip();
+    let operating = metrics::at_threshold(&genuine, &impostor, engine.threshold());
+    let eer = metrics::eer(&curve);
     let report = json!({
         "model": engine.model_id(),
         "pairs": pairs.len(),
@@ -248,17 +259,21 @@ pub fn run(
         "failure_to_acquire": scores.failed.len(),
         "failed_photos": scores.failed,
         "threshold": engine.threshold(),
+        "operating_point": operating,
         "accuracy_at_threshold": metrics::accuracy(&labelled, engine.threshold()),
         "ten_fold": { "accuracy_mean": mean, "accuracy_std": std, "folds": folds },
         "roc_auc": metrics::auc(&curve),
-        "eer": metrics::eer(&curve),
-        "tar_at_far": [tar(1e-2), tar(1e-3), tar(1e-4)],
+        "eer": eer,
+        "fnmr_at_fmr": fnmr_at_fmr,
+        "tar_at_far": tar_at_far,
     });
     std::fs::write(out, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("writing {}", out.display()))?;
     if let Some(dir) = plots {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         plot::roc(&dir.join("roc.png"), &curve)?;
+        let det = metrics::det(&genuine, &impostor);
+        plot::det(&dir.join("det.png"), &det, operating, eer, (genuine.len(), impostor.len()))?;
         plot::histograms(&dir.join("scores.png"), &genuine, &impostor, engine.threshold())?;
     }
     Ok(report)

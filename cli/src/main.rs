@@ -71,7 +71,7 @@ enum Command {
         /// JSON report.
         #[arg(long, default_value = "eval-report.json")]
         out: PathBuf,
-        /// Folder for roc.png and scores.png.
+        /// Folder for roc.png, det.png and scores.png.
         #[arg(long)]
         plots: Option<PathBuf>,
     },

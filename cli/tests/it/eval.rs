@@ -1,4 +1,5 @@
-//! `wajah eval`: strict labels, malformed files named by line, refusals, on real photos.
+//! `wajah eval`: strict labels, malformed files named by line, refusals, and the ISO/IEC 19795-1
+//! figures (FNMR at FMR, operating point, DET curve) on real photos.
 
 use std::path::Path;
 use std::process::Output;
@@ -51,6 +52,35 @@ fn word_labels_are_read_as_same_and_different() {
     assert_eq!((report["genuine_pairs"].as_u64(), report["impostor_pairs"].as_u64()), (Some(2), Some(2)));
     // Clear frontal photos: both genuine pairs match and both impostor pairs do not.
     assert_eq!(report["accuracy_at_threshold"], 1.0, "{report}");
+}
+
+#[test]
+fn report_gives_the_operating_point_fnmr_at_fmr_with_reasons_and_a_det_plot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pairs = write_pairs(dir.path(), "pairs.csv", &PAIRS);
+    let out = eval(&pairs, dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let operating = &report["operating_point"];
+    assert_eq!(operating["threshold"], report["threshold"], "{report}");
+    assert_eq!((operating["fmr"].as_f64(), operating["fnmr"].as_f64()), (Some(0.0), Some(0.0)), "{report}");
+    let rows = report["fnmr_at_fmr"].as_array().expect("fnmr_at_fmr list");
+    let fmrs: Vec<f64> = rows.iter().map(|r| r["fmr"].as_f64().expect("fmr")).collect();
+    assert_eq!(fmrs, [1e-2, 1e-3, 1e-4]);
+    for (k, (row, needed)) in rows.iter().zip(["300", "3000", "30000"]).enumerate() {
+        assert!(row["fnmr"].is_null(), "{row}");
+        assert!(report["tar_at_far"][k]["tar"].is_null(), "{report}");
+        let reason = row["reason"].as_str().expect("a reason");
+        assert!(reason.contains(needed) && reason.starts_with("2 impostor pairs"), "{reason}");
+    }
+    let written: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).expect("report file"))
+            .expect("report JSON");
+    assert_eq!(written, report);
+    for plot in ["roc.png", "det.png", "scores.png"] {
+        let png = image::open(dir.path().join("plots").join(plot)).expect(plot);
+        assert!(png.width() >= 800 && png.height() >= 600, "{plot}");
+    }
 }
 
 #[test]
