@@ -3,12 +3,12 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde_json::{Value, json};
 use wajah::{Calibration, Engine};
 
-use crate::eval::{Pair, templates};
-use crate::metrics::threshold_for_fmr;
+use crate::eval::{Pair, score};
+use crate::metrics::{self, threshold_for_fmr};
 
 /// Deterministic xorshift, enough for resampling.
 struct Rng(u64);
@@ -30,25 +30,13 @@ fn percentile(sorted: &[f32], p: f64) -> f32 {
 pub fn run(
     engine: &Engine,
     pairs: &[Pair],
+    source: &Path,
     fmrs: &[f64],
     rounds: usize,
     out: &Path,
-    source: &str,
 ) -> Result<Value> {
-    let mut files: Vec<_> = pairs.iter().flat_map(|p| [&p.a, &p.b]).collect();
-    files.sort();
-    files.dedup();
-    let templates = templates(engine, &files);
-    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
-    for p in pairs {
-        if let (Ok(a), Ok(b)) = (&templates[&p.a], &templates[&p.b]) {
-            let s = engine.compare(a, b)?.score.0;
-            if p.same { genuine.push(s) } else { impostor.push(s) }
-        }
-    }
-    if genuine.is_empty() || impostor.is_empty() {
-        bail!("calibration needs both same-person and different-person pairs with faces");
-    }
+    let scores = score(engine, pairs, source)?;
+    let (genuine, impostor) = (scores.of(true), scores.of(false));
     let mut results = Vec::new();
     let mut rng = Rng(0x5EED_CAFE_F00D_1234);
     let mut first: Option<Calibration> = None;
@@ -64,7 +52,7 @@ pub fn run(
             .collect();
         boot.sort_by(f32::total_cmp);
         let ci = [percentile(&boot, 0.025), percentile(&boot, 0.975)];
-        let fnmr = genuine.iter().filter(|&&s| s < threshold).count() as f64 / genuine.len() as f64;
+        let fnmr = metrics::fnmr(&genuine, threshold);
         results.push(json!({
             "target_fmr": fmr,
             "threshold": threshold,
@@ -82,7 +70,7 @@ pub fn run(
                 fnmr,
                 genuine_pairs: genuine.len(),
                 impostor_pairs: impostor.len(),
-                source: source.to_string(),
+                source: source.display().to_string(),
                 created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             });
         }

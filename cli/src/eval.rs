@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -25,47 +25,86 @@ pub struct Pair {
 const FOLDS: usize = 10;
 
 /// Reads LFW `pairs.txt` (header `folds n`, then per fold n same-person lines `name i j` and n
-/// different-person lines `name1 i name2 j`) or a CSV `image_a,image_b,same_person`.
+/// different-person lines `name1 i name2 j`) or a CSV `image_a,image_b,same_person` with a header line,
+/// labels `1`/`0`, `true`/`false` or `same`/`different` (any case). Anything else is an error naming
+/// the file and line.
 ///
 /// Files with fewer than 10 folds (such as a slice of fold 1) are split into 10 folds in order,
 /// each with the same share of same- and different-person pairs.
 pub fn read_pairs(file: &Path, root: &Path) -> Result<Vec<Pair>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let first = lines.next().context("empty pairs file")?;
-    let lfw_image = |name: &str, n: &str| -> Result<PathBuf> {
-        let n: u32 = n.parse().with_context(|| format!("bad image number {n:?}"))?;
-        Ok(root.join(name).join(format!("{name}_{n:04}.jpg")))
-    };
+    // (1-based line number, line) of every line that is not blank.
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty());
+    let at = |n: usize, problem: String| anyhow!("{}:{n}: {problem}", file.display());
+    let Some((first_n, first)) = lines.next() else { bail!("{}: empty pairs file", file.display()) };
     let mut pairs = Vec::new();
     if first.contains(',') {
-        for (i, line) in lines.enumerate() {
-            let cols: Vec<&str> = line.split(',').map(str::trim).collect();
-            if cols.len() < 3 {
-                bail!("line {}: expected image_a,image_b,same_person", i + 2);
-            }
-            pairs.push(Pair { a: root.join(cols[0]), b: root.join(cols[1]), same: cols[2] == "1", fold: 0 });
+        // The first line is the header, unless it already reads as a pair.
+        pairs.extend(csv_pair(first, root).ok());
+        for (n, line) in lines {
+            pairs.push(csv_pair(line, root).map_err(|p| at(n, p))?);
         }
         assign_folds(&mut pairs);
         return Ok(pairs);
     }
-    let header: Vec<usize> =
-        first.split_whitespace().map(str::parse).collect::<Result<_, _>>().context("LFW header")?;
-    let [folds, per_class] = header[..] else { bail!("LFW header must be `folds pairs-per-class`") };
-    for (i, line) in lines.enumerate() {
-        let t: Vec<&str> = line.split_whitespace().collect();
-        let fold = i / (2 * per_class.max(1));
-        let pair = match t[..] {
-            [name, i1, i2] => Pair { a: lfw_image(name, i1)?, b: lfw_image(name, i2)?, same: true, fold },
-            [n1, i1, n2, i2] => Pair { a: lfw_image(n1, i1)?, b: lfw_image(n2, i2)?, same: false, fold },
-            _ => bail!("line {}: not an LFW pair: {line:?}", i + 2),
-        };
-        pairs.push(pair);
+    let header: Option<Vec<usize>> = first.split_whitespace().map(|t| t.parse().ok()).collect();
+    let Some(&[folds, per_class]) = header.as_deref() else {
+        return Err(at(
+            first_n,
+            format!("LFW header must be `folds pairs-per-fold-and-class`, found {first:?}"),
+        ));
+    };
+    if per_class == 0 {
+        return Err(at(first_n, "LFW header: zero pairs per fold and class".into()));
+    }
+    for (k, (n, line)) in lines.enumerate() {
+        pairs.push(lfw_pair(line, root, k / (2 * per_class)).map_err(|p| at(n, p))?);
     }
     if folds < FOLDS {
         assign_folds(&mut pairs);
     }
     Ok(pairs)
+}
+
+/// A same-person label: `1`/`0`, `true`/`false`, `same`/`different`, in any case, spaces ignored.
+fn parse_label(label: &str) -> Option<bool> {
+    match label.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "same" => Some(true),
+        "0" | "false" | "different" => Some(false),
+        _ => None,
+    }
+}
+
+/// One CSV line `image_a,image_b,same_person`; the error says what is wrong with it.
+fn csv_pair(line: &str, root: &Path) -> Result<Pair, String> {
+    let cols: Vec<&str> = line.split(',').map(str::trim).collect();
+    let [a, b, label] = cols[..] else {
+        return Err(format!(
+            "expected 3 columns image_a,image_b,same_person, found {}: {line:?}",
+            cols.len()
+        ));
+    };
+    if a.is_empty() || b.is_empty() {
+        return Err(format!("empty image path: {line:?}"));
+    }
+    let same = parse_label(label).ok_or_else(|| {
+        format!("label {label:?} is not one of 1/0, true/false, same/different (same_person column)")
+    })?;
+    Ok(Pair { a: root.join(a), b: root.join(b), same, fold: 0 })
+}
+
+/// One LFW line: `name i j` (same person) or `name1 i name2 j` (different people).
+fn lfw_pair(line: &str, root: &Path, fold: usize) -> Result<Pair, String> {
+    let image = |name: &str, number: &str| -> Result<PathBuf, String> {
+        let n: u32 = number.parse().map_err(|_| format!("image number {number:?} is not a whole number"))?;
+        Ok(root.join(name).join(format!("{name}_{n:04}.jpg")))
+    };
+    let t: Vec<&str> = line.split_whitespace().collect();
+    match t[..] {
+        [name, i, j] => Ok(Pair { a: image(name, i)?, b: image(name, j)?, same: true, fold }),
+        [n1, i, n2, j] => Ok(Pair { a: image(n1, i)?, b: image(n2, j)?, same: false, fold }),
+        _ => Err(format!("not an LFW pair (`name i j` or `name1 i name2 j`): {line:?}")),
+    }
 }
 
 fn assign_folds(pairs: &mut [Pair]) {
@@ -79,7 +118,7 @@ fn assign_folds(pairs: &mut [Pair]) {
 
 /// Templates for every distinct photo, in parallel with a progress bar; `Err(code)` for photos
 /// where no face could be used (failure to acquire).
-pub fn templates(engine: &Engine, files: &[&PathBuf]) -> HashMap<PathBuf, Result<Template, String>> {
+fn templates(engine: &Engine, files: &[&PathBuf]) -> HashMap<PathBuf, Result<Template, String>> {
     let bar = ProgressBar::new(files.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{prefix} {bar:40} {pos}/{len} photos {elapsed}/{eta}")
@@ -104,6 +143,61 @@ pub fn templates(engine: &Engine, files: &[&PathBuf]) -> HashMap<PathBuf, Result
     out
 }
 
+/// The scores of the pairs whose photos both gave a template.
+pub struct Scores {
+    /// (score, same person, fold) of every scored pair.
+    pub pairs: Vec<(f32, bool, usize)>,
+    /// Distinct photos in the pairs file.
+    pub photos: usize,
+    /// Photos where no face could be used (failure to acquire), sorted.
+    pub failed: Vec<String>,
+}
+
+impl Scores {
+    /// Genuine (`same`) or impostor scores.
+    pub fn of(&self, same: bool) -> Vec<f32> {
+        self.pairs.iter().filter(|s| s.1 == same).map(|s| s.0).collect()
+    }
+}
+
+/// Embeds every photo and scores every pair. Refuses when no genuine or no impostor pair is left to
+/// score, in the file or once failures to acquire are removed: no error rate could be measured.
+pub fn score(engine: &Engine, pairs: &[Pair], source: &Path) -> Result<Scores> {
+    let mut files: Vec<&PathBuf> = pairs.iter().flat_map(|p| [&p.a, &p.b]).collect();
+    files.sort();
+    files.dedup();
+    let templates = templates(engine, &files);
+    let mut failed: Vec<String> =
+        templates.iter().filter(|(_, t)| t.is_err()).map(|(f, _)| f.display().to_string()).collect();
+    failed.sort();
+    let mut scored = Vec::new();
+    for p in pairs {
+        if let (Ok(a), Ok(b)) = (&templates[&p.a], &templates[&p.b]) {
+            scored.push((engine.compare(a, b)?.score.0, p.same, p.fold));
+        }
+    }
+    for (same, kind) in [(true, "genuine (same-person)"), (false, "impostor (different-person)")] {
+        let labelled = pairs.iter().filter(|p| p.same == same).count();
+        if labelled == 0 {
+            bail!("{}: no {kind} pairs; error rates need both genuine and impostor pairs", source.display());
+        }
+        if !scored.iter().any(|s| s.1 == same) {
+            let shown = failed.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            let more = failed.len().saturating_sub(5);
+            bail!(
+                "{}: none of the {labelled} {kind} pairs could be scored: each has a photo where no face \
+                 could be used (failure to acquire: {shown}{})",
+                source.display(),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            );
+        }
+    }
+    Ok(Scores { pairs: scored, photos: files.len(), failed })
+}
+
+/// The false match rates at which the report gives the FNMR.
+const FMRS: [f64; 3] = [1e-2, 1e-3, 1e-4];
+
 #[derive(Serialize)]
 struct FoldResult {
     fold: usize,
@@ -112,22 +206,16 @@ struct FoldResult {
 }
 
 /// Runs the protocol and writes the report and plots. Returns the report.
-pub fn run(engine: &Engine, pairs: &[Pair], out: &Path, plots: Option<&Path>) -> Result<Value> {
-    let mut files: Vec<&PathBuf> = pairs.iter().flat_map(|p| [&p.a, &p.b]).collect();
-    files.sort();
-    files.dedup();
-    let templates = templates(engine, &files);
-    let failed: Vec<String> =
-        templates.iter().filter(|(_, t)| t.is_err()).map(|(f, _)| f.display().to_string()).collect();
-
-    let mut scored: Vec<(f32, bool, usize)> = Vec::new();
-    for p in pairs {
-        if let (Ok(a), Ok(b)) = (&templates[&p.a], &templates[&p.b]) {
-            scored.push((engine.compare(a, b)?.score.0, p.same, p.fold));
-        }
-    }
-    let genuine: Vec<f32> = scored.iter().filter(|s| s.1).map(|s| s.0).collect();
-    let impostor: Vec<f32> = scored.iter().filter(|s| !s.1).map(|s| s.0).collect();
+pub fn run(
+    engine: &Engine,
+    pairs: &[Pair],
+    source: &Path,
+    out: &Path,
+    plots: Option<&Path>,
+) -> Result<Value> {
+    let scores = score(engine, pairs, source)?;
+    let scored = &scores.pairs;
+    let (genuine, impostor) = (scores.of(true), scores.of(false));
     let curve = metrics::roc(&genuine, &impostor);
     let labelled: Vec<(f32, bool)> = scored.iter().map(|s| (s.0, s.1)).collect();
 
@@ -145,35 +233,47 @@ pub fn run(engine: &Engine, pairs: &[Pair], out: &Path, plots: Option<&Path>) ->
     let accs: Vec<f64> = folds.iter().map(|f| f.accuracy).collect();
     let mean = accs.iter().sum::<f64>() / accs.len().max(1) as f64;
     let std = (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / accs.len().max(1) as f64).sqrt();
-    let tar = |far: f64| -> Value {
-        match metrics::tar_at_far(&curve, impostor.len(), far) {
-            Some((tar, threshold)) => json!({ "far": far, "tar": tar, "threshold": threshold }),
-            None => {
-                json!({ "far": far, "tar": "n/a", "reason": format!("needs at least {} impostor pairs", (1.0 / far) as u64) })
-            }
-        }
-    };
+    // TAR at FAR is the same figure as 1 - FNMR at FMR, kept under its older name.
+    let (fnmr_at_fmr, tar_at_far): (Vec<Value>, Vec<Value>) = FMRS
+        .iter()
+        .map(|&fmr| match metrics::fnmr_at_fmr(&genuine, &impostor, fmr) {
+            Ok(p) => (
+                json!({ "fmr": fmr, "fnmr": p.fnmr, "threshold": p.threshold, "fmr_measured": p.fmr }),
+                json!({ "far": fmr, "tar": 1.0 - p.fnmr, "threshold": p.threshold }),
+            ),
+            Err(reason) => (
+                json!({ "fmr": fmr, "fnmr": null, "reason": reason }),
+                json!({ "far": fmr, "tar": null, "reason": reason }),
+            ),
+        })
+        .unzip();
+    let operating = metrics::at_threshold(&genuine, &impostor, engine.threshold());
+    let eer = metrics::eer(&curve);
     let report = json!({
         "model": engine.model_id(),
         "pairs": pairs.len(),
         "scored_pairs": scored.len(),
         "genuine_pairs": genuine.len(),
         "impostor_pairs": impostor.len(),
-        "photos": files.len(),
-        "failure_to_acquire": failed.len(),
-        "failed_photos": failed,
+        "photos": scores.photos,
+        "failure_to_acquire": scores.failed.len(),
+        "failed_photos": scores.failed,
         "threshold": engine.threshold(),
+        "operating_point": operating,
         "accuracy_at_threshold": metrics::accuracy(&labelled, engine.threshold()),
         "ten_fold": { "accuracy_mean": mean, "accuracy_std": std, "folds": folds },
         "roc_auc": metrics::auc(&curve),
-        "eer": metrics::eer(&curve),
-        "tar_at_far": [tar(1e-2), tar(1e-3), tar(1e-4)],
+        "eer": eer,
+        "fnmr_at_fmr": fnmr_at_fmr,
+        "tar_at_far": tar_at_far,
     });
     std::fs::write(out, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("writing {}", out.display()))?;
     if let Some(dir) = plots {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         plot::roc(&dir.join("roc.png"), &curve)?;
+        let det = metrics::det(&genuine, &impostor);
+        plot::det(&dir.join("det.png"), &det, operating, eer, (genuine.len(), impostor.len()))?;
         plot::histograms(&dir.join("scores.png"), &genuine, &impostor, engine.threshold())?;
     }
     Ok(report)

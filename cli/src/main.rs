@@ -1,5 +1,6 @@
 //! `wajah`: command-line face detection and comparison.
 
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -43,7 +44,8 @@ enum Command {
         #[arg(long)]
         draw: Option<PathBuf>,
     },
-    /// Run a verification protocol: LFW pairs.txt or a CSV of pairs (image_a,image_b,same_person).
+    /// Run a verification protocol: LFW pairs.txt or a CSV of pairs (image_a,image_b,same_person),
+    /// labels 1/0, true/false or same/different.
     Eval {
         /// The pairs file.
         #[arg(long)]
@@ -54,7 +56,7 @@ enum Command {
         /// JSON report.
         #[arg(long, default_value = "eval-report.json")]
         out: PathBuf,
-        /// Folder for roc.png and scores.png.
+        /// Folder for roc.png, det.png and scores.png.
         #[arg(long)]
         plots: Option<PathBuf>,
     },
@@ -104,19 +106,21 @@ fn engine(cli: &Cli, matches: &ArgMatches) -> Result<Arc<Engine>> {
 fn main() -> Result<()> {
     let matches = EngineConfig::augment_args(Cli::command()).get_matches();
     let cli = Cli::from_arg_matches(&matches)?;
-    let engine = engine(&cli, &matches)?;
+    let engine = || engine(&cli, &matches);
+    // Pairs files are read before the models load, so a malformed file fails at once.
     let out = match &cli.command {
-        Command::Compare { a, b } => compare(&engine, a, b)?,
-        Command::Detect { image, draw } => detect(&engine, image, draw.as_deref())?,
-        Command::Eval { pairs, root, out, plots } => {
-            let pairs = eval::read_pairs(pairs, root)?;
-            eval::run(&engine, &pairs, out, plots.as_deref())?
+        Command::Compare { a, b } => compare(&*engine()?, a, b)?,
+        Command::Detect { image, draw } => detect(&*engine()?, image, draw.as_deref())?,
+        Command::Eval { pairs: file, root, out, plots } => {
+            let pairs = eval::read_pairs(file, root)?;
+            eval::run(&*engine()?, &pairs, file, out, plots.as_deref())?
         }
         Command::Calibrate { pairs: file, root, fmrs, rounds, out } => {
             let pairs = eval::read_pairs(file, root)?;
-            calibrate::run(&engine, &pairs, fmrs, *rounds, out, &file.display().to_string())?
+            calibrate::run(&*engine()?, &pairs, file, fmrs, *rounds, out)?
         }
         Command::Reverify { input, output, store, key } => {
+            let engine = engine()?;
             let gallery = match (store, key) {
                 (Some(db), Some(key)) => {
                     let store = SqliteStore::open(db, vec![TemplateKey::load(key)?])?;
@@ -129,8 +133,21 @@ fn main() -> Result<()> {
             reverify::run(&engine, input, output, gallery.as_ref())?
         }
     };
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
+    print_json(&out)
+}
+
+/// Writes `value` to stdout through one lock. A reader that has gone away (`wajah ... | head -1`) is a
+/// normal end of output, not an error: the command ends quietly with status 0.
+fn print_json(value: &Value) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let written = serde_json::to_writer_pretty(&mut stdout, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(stdout))
+        .and_then(|()| stdout.flush());
+    match written {
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {

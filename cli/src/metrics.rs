@@ -13,13 +13,24 @@ pub struct RocPoint {
     pub tar: f64,
 }
 
-/// The ROC curve over every distinct score, from the strictest threshold to the loosest.
-pub fn roc(genuine: &[f32], impostor: &[f32]) -> Vec<RocPoint> {
+/// A point of the DET curve (ISO/IEC 19795-1 terms) at one threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct DetPoint {
+    /// Match when score >= threshold.
+    pub threshold: f32,
+    /// False match rate: impostor comparisons that match / impostor comparisons.
+    pub fmr: f64,
+    /// False non-match rate: genuine comparisons that do not match / genuine comparisons.
+    pub fnmr: f64,
+}
+
+/// Counts of (threshold, genuine matched, impostors matched) at every distinct score, from the
+/// strictest threshold (+inf, nothing matches) to the loosest (the lowest score, everything matches).
+fn sweep(genuine: &[f32], impostor: &[f32]) -> Vec<(f32, usize, usize)> {
     let mut all: Vec<(f32, bool)> =
         genuine.iter().map(|&s| (s, true)).chain(impostor.iter().map(|&s| (s, false))).collect();
     all.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let (ng, ni) = (genuine.len().max(1) as f64, impostor.len().max(1) as f64);
-    let mut points = vec![RocPoint { threshold: f32::INFINITY, far: 0.0, tar: 0.0 }];
+    let mut steps = vec![(f32::INFINITY, 0, 0)];
     let (mut tp, mut fp) = (0usize, 0usize);
     let mut i = 0;
     while i < all.len() {
@@ -32,9 +43,73 @@ pub fn roc(genuine: &[f32], impostor: &[f32]) -> Vec<RocPoint> {
             }
             i += 1;
         }
-        points.push(RocPoint { threshold: t, far: fp as f64 / ni, tar: tp as f64 / ng });
+        steps.push((t, tp, fp));
     }
-    points
+    steps
+}
+
+/// The ROC curve over every distinct score, from the strictest threshold to the loosest.
+pub fn roc(genuine: &[f32], impostor: &[f32]) -> Vec<RocPoint> {
+    let (ng, ni) = (genuine.len().max(1) as f64, impostor.len().max(1) as f64);
+    sweep(genuine, impostor)
+        .into_iter()
+        .map(|(threshold, tp, fp)| RocPoint { threshold, far: fp as f64 / ni, tar: tp as f64 / ng })
+        .collect()
+}
+
+/// The DET curve over every distinct score, from the strictest threshold to the loosest; each rate is
+/// a ratio of counts, equal to [`fmr`] and [`fnmr`] at the point's threshold.
+pub fn det(genuine: &[f32], impostor: &[f32]) -> Vec<DetPoint> {
+    sweep(genuine, impostor)
+        .into_iter()
+        .map(|(threshold, tp, fp)| DetPoint {
+            threshold,
+            fmr: ratio(fp, impostor.len()),
+            fnmr: ratio(genuine.len() - tp, genuine.len()),
+        })
+        .collect()
+}
+
+/// `count / total`; NaN (null in JSON) for an empty list.
+fn ratio(count: usize, total: usize) -> f64 {
+    count as f64 / total as f64
+}
+
+/// False match rate at `threshold`: the share of impostor scores >= threshold.
+pub fn fmr(impostor: &[f32], threshold: f32) -> f64 {
+    ratio(impostor.iter().filter(|&&s| s >= threshold).count(), impostor.len())
+}
+
+/// False non-match rate at `threshold`: the share of genuine scores < threshold.
+pub fn fnmr(genuine: &[f32], threshold: f32) -> f64 {
+    ratio(genuine.iter().filter(|&&s| s < threshold).count(), genuine.len())
+}
+
+/// The DET point at one threshold (the operating point).
+pub fn at_threshold(genuine: &[f32], impostor: &[f32], threshold: f32) -> DetPoint {
+    DetPoint { threshold, fmr: fmr(impostor, threshold), fnmr: fnmr(genuine, threshold) }
+}
+
+/// Impostor comparisons needed to estimate a false match rate of `fmr`: about 3 / fmr (the rule of
+/// three: with n comparisons and no false match, the 95% upper bound of the FMR is about 3 / n).
+pub fn min_impostors(fmr: f64) -> usize {
+    (3.0 / fmr).round() as usize
+}
+
+/// FNMR at the loosest threshold whose FMR is at most `target` (the smallest FNMR such a threshold
+/// allows). `Err(reason)` when there are fewer impostor scores than [`min_impostors`] or no genuine ones.
+pub fn fnmr_at_fmr(genuine: &[f32], impostor: &[f32], target: f64) -> Result<DetPoint, String> {
+    let needed = min_impostors(target);
+    if impostor.len() < needed {
+        return Err(format!(
+            "{} impostor pairs cannot estimate FMR {target:e}: that needs at least {needed} (3/FMR)",
+            impostor.len()
+        ));
+    }
+    if genuine.is_empty() {
+        return Err("no genuine pairs".into());
+    }
+    Ok(at_threshold(genuine, impostor, threshold_for_fmr(impostor, target)))
 }
 
 /// Area under the ROC curve (trapezoids), equal to P(genuine score > impostor score).
@@ -52,15 +127,6 @@ pub fn eer(curve: &[RocPoint]) -> f64 {
         }
     }
     0.5
-}
-
-/// TAR at the largest threshold set whose FAR <= `far`; `None` when there are too few impostors
-/// to measure that rate (fewer than 1 / far).
-pub fn tar_at_far(curve: &[RocPoint], impostors: usize, far: f64) -> Option<(f64, f32)> {
-    if (impostors as f64) < 1.0 / far {
-        return None;
-    }
-    curve.iter().filter(|p| p.far <= far).max_by(|a, b| a.tar.total_cmp(&b.tar)).map(|p| (p.tar, p.threshold))
 }
 
 /// Accuracy of `score >= threshold` on labelled scores.
@@ -89,7 +155,8 @@ pub fn best_threshold(scores: &[(f32, bool)]) -> f32 {
 pub fn threshold_for_fmr(impostor: &[f32], fmr: f64) -> f32 {
     let mut sorted = impostor.to_vec();
     sorted.sort_by(|a, b| b.total_cmp(a));
-    let allowed = (fmr * sorted.len() as f64).floor() as usize;
+    // The epsilon keeps a product such as 0.3 * 10 (2.9999999999999996 in binary) at 3.
+    let allowed = (fmr * sorted.len() as f64 + 1e-9).floor() as usize;
     // Accept strictly above the (allowed+1)-th highest impostor score.
     sorted.get(allowed).map_or(f32::NEG_INFINITY, |s| next_up(*s))
 }
@@ -132,19 +199,73 @@ mod tests {
     }
 
     #[test]
-    fn tar_at_far_needs_enough_impostors() {
-        let curve = roc(&[0.9, 0.5], &[0.1; 50]);
-        assert!(tar_at_far(&curve, 50, 1e-2).is_none());
-        let curve = roc(&[0.9, 0.5], &[0.1; 100]);
-        assert_eq!(tar_at_far(&curve, 100, 1e-2).map(|x| x.0), Some(1.0));
-    }
-
-    #[test]
     fn fmr_threshold_admits_at_most_that_many_impostors() {
         let impostor: Vec<f32> = (0..1000).map(|i| i as f32 / 1000.0).collect();
         let t = threshold_for_fmr(&impostor, 0.01);
         let accepted = impostor.iter().filter(|&&s| s >= t).count();
         assert!(accepted <= 10, "{accepted}");
         assert!(accepted >= 9, "{accepted}");
+    }
+
+    #[test]
+    fn a_score_equal_to_the_threshold_is_a_match() {
+        let (genuine, impostor) = ([0.2, 0.5, 0.5, 0.9], [0.1, 0.3, 0.5]);
+        assert_eq!(fmr(&impostor, 0.5), 1.0 / 3.0);
+        assert_eq!(fnmr(&genuine, 0.5), 1.0 / 4.0);
+        assert_eq!(fmr(&impostor, 0.51), 0.0);
+        assert_eq!(fnmr(&genuine, 0.51), 3.0 / 4.0);
+    }
+
+    #[test]
+    fn det_points_are_the_rates_at_their_thresholds() {
+        let (genuine, impostor) = ([0.2, 0.5, 0.5, 0.9], [0.1, 0.3, 0.5]);
+        let curve = det(&genuine, &impostor);
+        let expected = [
+            (f32::INFINITY, 0.0, 1.0),
+            (0.9, 0.0, 0.75),
+            (0.5, 1.0 / 3.0, 0.25),
+            (0.3, 2.0 / 3.0, 0.25),
+            (0.2, 2.0 / 3.0, 0.0),
+            (0.1, 1.0, 0.0),
+        ];
+        let got: Vec<(f32, f64, f64)> = curve.iter().map(|p| (p.threshold, p.fmr, p.fnmr)).collect();
+        assert_eq!(got, expected);
+        for p in curve {
+            assert_eq!(p, at_threshold(&genuine, &impostor, p.threshold));
+        }
+    }
+
+    /// Impostor scores 0, 1, ..., 2999. FMR 1e-2 allows the 30 highest (2970..=2999), so the threshold
+    /// lies just above 2969; FMR 1e-3 allows the 3 highest, so it lies just above 2996.
+    #[test]
+    fn fnmr_at_fmr_on_known_scores() {
+        let impostor: Vec<f32> = (0..3000).map(|i| i as f32).collect();
+        let genuine = [2960.0, 2969.0, 2969.5, 2970.0, 2996.0, 2996.5, 2998.0, 3010.0];
+        let p = fnmr_at_fmr(&genuine, &impostor, 1e-2).expect("3000 impostors resolve FMR 1e-2");
+        assert!(p.threshold > 2969.0 && p.threshold < 2969.5, "{}", p.threshold);
+        assert_eq!((p.fmr, p.fnmr), (0.01, 2.0 / 8.0));
+        let p = fnmr_at_fmr(&genuine, &impostor, 1e-3).expect("3000 impostors resolve FMR 1e-3");
+        assert!(p.threshold > 2996.0 && p.threshold < 2996.5, "{}", p.threshold);
+        assert_eq!((p.fmr, p.fnmr), (0.001, 5.0 / 8.0));
+        assert!(fnmr_at_fmr(&genuine, &impostor, 1e-4).is_err(), "3000 < 30000 impostors");
+    }
+
+    /// Twenty impostors tie at the top: admitting any of them would exceed FMR 1e-2, so none is.
+    #[test]
+    fn fnmr_at_fmr_never_exceeds_the_target_on_ties() {
+        let impostor: Vec<f32> = [0.7; 20].into_iter().chain([0.1; 980]).collect();
+        let genuine = [0.6, 0.7, 0.8, 0.9];
+        let p = fnmr_at_fmr(&genuine, &impostor, 1e-2).expect("resolvable");
+        assert_eq!((p.fmr, p.fnmr), (0.0, 0.5));
+    }
+
+    #[test]
+    fn fnmr_at_fmr_needs_three_over_fmr_impostors() {
+        let genuine = [0.9];
+        let reason = fnmr_at_fmr(&genuine, &[0.1; 299], 1e-2).expect_err("299 < 300");
+        assert!(reason.contains("299") && reason.contains("300"), "{reason}");
+        assert!(fnmr_at_fmr(&genuine, &[0.1; 300], 1e-2).is_ok());
+        assert_eq!(min_impostors(1e-3), 3000);
+        assert_eq!(min_impostors(1e-4), 30000);
     }
 }

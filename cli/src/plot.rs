@@ -1,11 +1,11 @@
-//! PNG plots for people: the ROC curve and the genuine/impostor score histograms.
+//! PNG plots for people: the ROC and DET curves and the genuine/impostor score histograms.
 
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
-use crate::metrics::RocPoint;
+use crate::metrics::{DetPoint, RocPoint};
 
 /// Registers a system TTF (DejaVu or Liberation, from Debian's font packages) for labels, once.
 fn fonts() {
@@ -53,6 +53,105 @@ pub fn roc(path: &Path, curve: &[RocPoint]) -> Result<()> {
             curve.iter().filter(|p| p.far > 0.0).map(|p| (p.far, p.tar)),
             BLUE.stroke_width(2),
         ))
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// Tick label of a decade on a log axis (`1e-3`, `1`), or `0` at `edge`, where rates of 0 are drawn.
+fn decade_label(v: f64, edge: f64) -> String {
+    let k = v.log10().round() as i32;
+    if v <= edge * 1.001 {
+        "0".into()
+    } else if k == 0 {
+        "1".into()
+    } else {
+        format!("1e{k}")
+    }
+}
+
+/// A rate for a legend: `0`, `0.123` or `4.6e-4`.
+fn rate(r: f64) -> String {
+    if r == 0.0 {
+        "0".into()
+    } else if r >= 0.01 {
+        format!("{r:.3}")
+    } else {
+        format!("{r:.1e}")
+    }
+}
+
+/// DET (ISO/IEC 19795-1): FNMR against FMR, both on log axes with a tick at every decade, the
+/// operating point at `operating.threshold` marked. A log axis has no 0, so rates of 0 are drawn on
+/// the edge one decade below the smallest non-zero rate the pair counts allow, labelled `0`.
+pub fn det(
+    path: &Path,
+    curve: &[DetPoint],
+    operating: DetPoint,
+    eer: f64,
+    (genuine, impostors): (usize, usize),
+) -> Result<()> {
+    fonts();
+    let smallest = 1.0 / genuine.max(impostors).max(1) as f64;
+    let lowest = smallest.log10().floor() as i32 - 1;
+    let edge = 10f64.powi(lowest);
+    let decades: Vec<f64> = (lowest..=0).map(|k| 10f64.powi(k)).collect();
+    // No minor lines between the edge (0) and the smallest rate the counts allow.
+    let minor: Vec<f64> =
+        decades[1..decades.len() - 1].iter().flat_map(|&d| (2..10).map(move |m| d * m as f64)).collect();
+    let axis = || (edge..1.0).log_scale().with_key_points(decades.clone()).with_light_points(minor.clone());
+    let at = |p: &DetPoint| (p.fmr.max(edge), p.fnmr.max(edge));
+
+    let root = BitMapBackend::new(path, (800, 700)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("DET: {genuine} genuine, {impostors} impostor pairs"), ("sans-serif", 26))
+        .margin(20)
+        .x_label_area_size(60)
+        .y_label_area_size(70)
+        .build_cartesian_2d(axis(), axis())
+        .map_err(err)?;
+    let label = |v: &f64| decade_label(*v, edge);
+    chart
+        .configure_mesh()
+        .x_desc("FMR (false match rate)")
+        .y_desc("FNMR (false non-match rate)")
+        .x_label_formatter(&label)
+        .y_label_formatter(&label)
+        .axis_desc_style(("sans-serif", 20))
+        .label_style(("sans-serif", 16))
+        .light_line_style(RGBColor(225, 225, 225))
+        .bold_line_style(RGBColor(185, 185, 185))
+        .draw()
+        .map_err(err)?;
+    let grey = RGBColor(120, 120, 120);
+    chart
+        .draw_series(DashedLineSeries::new([(edge, edge), (1.0, 1.0)], 6, 6, grey.stroke_width(1)))
+        .map_err(err)?
+        .label(format!("FMR = FNMR (EER {})", rate(eer)))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], grey.stroke_width(1)));
+    chart
+        .draw_series(LineSeries::new(curve.iter().map(at), BLUE.stroke_width(2)))
+        .map_err(err)?
+        .label("DET curve")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], BLUE.stroke_width(2)));
+    chart
+        .draw_series([Circle::new(at(&operating), 7, RED.filled())])
+        .map_err(err)?
+        .label(format!(
+            "threshold {:.3}: FMR {}, FNMR {}",
+            operating.threshold,
+            rate(operating.fmr),
+            rate(operating.fnmr)
+        ))
+        .legend(|(x, y)| Circle::new((x + 12, y), 6, RED.filled()));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 17))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
         .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())

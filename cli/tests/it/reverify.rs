@@ -2,21 +2,10 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("cli/ has a parent").to_path_buf()
-}
-
-fn wajah(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wajah"));
-    let root = root();
-    cmd.args(args)
-        .env("WAJAH_MODELS_DIR", root.join(".cache/models"))
-        .env("WAJAH_ONNXRUNTIME", root.join(".cache/onnxruntime/libonnxruntime.so.1.31.1"));
-    cmd
-}
+use crate::{root, wajah};
 
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path).map(|t| t.lines().count()).unwrap_or(0)
