@@ -34,9 +34,6 @@ pub use config::Config;
 pub use error::ApiError;
 pub use state::AppState;
 
-/// Paths that need no API key.
-const PUBLIC: [&str; 5] = ["/", "/healthz", "/readyz", "/metrics", "/openapi.json"];
-
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The service's routes and middleware. The route table is also the API description's.
@@ -49,11 +46,12 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(routes::identify))
         .routes(routes!(routes::detect))
         .route_layer(middleware::from_fn_with_state(state.clone(), shed_early));
+    let operations = OpenApiRouter::new().routes(routes!(routes::metrics));
     let (router, mut description) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(routes::healthz))
         .routes(routes!(routes::readyz))
-        .routes(routes!(routes::metrics))
         .merge(protected)
+        .merge(operations)
         .split_for_parts();
     openapi::Protect.modify(&mut description);
     let description = Arc::new(description);
@@ -64,13 +62,13 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(middleware::map_response(json_errors))
         .layer(TraceLayer::new_for_http().make_span_with(span).on_request(()).on_response(()))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), Sequential))
         .layer(middleware::map_request(forget_client_request_id))
         .layer(RequestBodyLimitLayer::new(state.max_body))
         .layer(DefaultBodyLimit::disable())
+        .layer(middleware::map_response(json_errors))
         .with_state(state)
 }
 
@@ -103,7 +101,7 @@ fn span(request: &Request) -> tracing::Span {
 /// Rejects requests without a configured API key (except public paths). The scheme name is
 /// case-insensitive (`Bearer`, `bearer`); `X-Api-Key: KEY` is accepted too.
 async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if PUBLIC.contains(&request.uri().path()) {
+    if openapi::PUBLIC.contains(&request.uri().path()) {
         return next.run(request).await;
     }
     let headers = request.headers();

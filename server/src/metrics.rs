@@ -85,9 +85,11 @@ impl Metrics {
         });
     }
 
-    /// Prometheus text format.
-    pub fn render(&self) -> String {
+    /// Prometheus text format, with `enrolled` searchable subjects.
+    pub fn render(&self, enrolled: usize) -> String {
         let mut out = String::new();
+        out.push_str("# HELP wajah_enrolled Searchable enrolled subjects.\n# TYPE wajah_enrolled gauge\n");
+        let _ = writeln!(out, "wajah_enrolled {enrolled}");
         self.with(|m| {
             out.push_str("# HELP wajah_requests_total HTTP requests by route and status.\n# TYPE wajah_requests_total counter\n");
             for ((route, status), n) in &m.requests {

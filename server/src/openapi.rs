@@ -8,8 +8,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
 
-/// Routes under this prefix need an API key.
-pub const PROTECTED_PREFIX: &str = "/v1/";
+/// Paths that need no API key; every other route needs one.
+pub const PUBLIC: [&str; 4] = ["/", "/healthz", "/readyz", "/openapi.json"];
 
 /// Answers every protected route can give, besides its own.
 const COMMON_ERRORS: [(&str, &str); 6] = [
@@ -39,7 +39,7 @@ impl Modify for Protect {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
         for (path, item) in doc.paths.paths.iter_mut() {
-            if !path.starts_with(PROTECTED_PREFIX) {
+            if PUBLIC.contains(&path.as_str()) {
                 continue;
             }
             let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];

@@ -135,8 +135,8 @@ fn registration_flow_enrol_verify_identify_delete_and_restart() {
         &[("nik", n2.as_bytes(), false), ("selfie", &photo(&others2[0]), true)],
     );
     assert!(reply.status == 200 || reply.status == 422, "{:?}", reply.json());
-    let ready = http(server.addr, "GET", "/readyz", &[], b"").json();
-    assert_eq!(ready["enrolled"], 19);
+    let metrics = http(server.addr, "GET", "/metrics", &[("Authorization", format!("Bearer {KEY}"))], b"");
+    assert!(String::from_utf8_lossy(&metrics.body).contains("wajah_enrolled 19\n"));
     let reply = post_form(
         server.addr,
         "/v1/verifications",

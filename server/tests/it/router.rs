@@ -45,11 +45,28 @@ async fn public_paths_protected_paths_metrics_and_openapi() {
         assert!(doc["paths"].get(path).is_some(), "openapi lacks {path}");
     }
     let (status, body) = get(&state, "/nowhere", Some(KEY)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body.contains("\"not_found\""), "{body}");
     let (status, body) = get(&state, "/v1/compare", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    let (_, metrics) = get(&state, "/metrics", None).await;
+    assert_eq!(get(&state, "/metrics", None).await.0, StatusCode::UNAUTHORIZED);
+    let (_, metrics) = get(&state, "/metrics", Some(KEY)).await;
     assert!(metrics.contains("wajah_requests_total{route=\"/healthz\",status=\"200\"} 1"), "{metrics}");
     assert!(metrics.contains("wajah_request_seconds_bucket"));
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// The codes listed under README's "Error codes" heading are exactly the codes the service gives.
+#[test]
+fn readme_lists_every_error_code() {
+    let readme = std::fs::read_to_string(crate::root().join("README.md")).expect("README");
+    let section = readme.split("### Error codes").nth(1).expect("README has an Error codes section");
+    let section = section.split("\n#").next().unwrap_or_default();
+    let listed: std::collections::BTreeSet<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    let known: std::collections::BTreeSet<&str> = wajah_server::error::codes().collect();
+    assert_eq!(listed, known, "README's error codes differ from the code's");
 }
