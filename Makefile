@@ -12,6 +12,7 @@ run: setup
 
 test: setup
 	bash scripts/setup-browser.sh
+	bash scripts/setup-api-tools.sh
 	cargo test --workspace --locked
 
 bench: setup

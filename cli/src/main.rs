@@ -12,8 +12,8 @@ use imageproc::drawing::{draw_filled_circle_mut, draw_hollow_rect_mut};
 use imageproc::rect::Rect;
 use serde_json::{Value, json};
 use wajah::{
-    Engine, EngineConfig, Face, FaceAnalysis, FacePolicy, FaceQuery, Gallery, IndexConfig, IndexKind, SqliteStore,
-    TemplateKey,
+    Engine, EngineConfig, Face, FaceAnalysis, FacePolicy, FaceQuery, Gallery, IndexConfig, IndexKind,
+    SqliteStore, TemplateKey,
 };
 
 mod calibrate;

@@ -192,9 +192,12 @@ mod tests {
             Error::DimensionMismatch { expected: 1, found: 2 },
             Error::InvalidArgument(String::new()),
         ];
-        let codes: Vec<&str> = user.iter().inspect(|e| assert!(e.is_user_error(), "{e}")).map(Error::code).collect();
+        let codes: Vec<&str> =
+            user.iter().inspect(|e| assert!(e.is_user_error(), "{e}")).map(Error::code).collect();
         assert_eq!(codes, Error::USER_CODES);
-        for internal in [Error::Config(String::new()), Error::Store(String::new()), Error::Index(String::new())] {
+        for internal in
+            [Error::Config(String::new()), Error::Store(String::new()), Error::Index(String::new())]
+        {
             assert_eq!(internal.kind(), ErrorKind::Internal);
             assert!(!Error::USER_CODES.contains(&internal.code()));
         }

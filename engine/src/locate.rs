@@ -10,14 +10,14 @@ use std::time::Instant;
 
 use image::RgbImage;
 
+use crate::analysis::ms;
+use crate::config::FacePolicy;
 use crate::confirm::FaceConfirmer;
 use crate::decode::{self, DecodeLimits, Photo, decode_scaled};
 use crate::detect::{DetectPolicy, Detector, Face, Point, find_faces, redetect};
 use crate::error::{Error, Result};
 use crate::quality::QualityThresholds;
 use crate::warp::Affine;
-use crate::analysis::ms;
-use crate::config::FacePolicy;
 
 /// The first detection pass of a JPEG over twice [`DetectPolicy::max_side`] runs on a decode whose
 /// longer side is at least this fraction of it.
@@ -85,7 +85,10 @@ impl FaceFinder {
                 // In full-photo pixels: at `side`, the smallest usable face is FIRST_PASS_FACE_PX wide.
                 let min_box = self.quality.min_interocular_px * BOX_PER_INTEROCULAR;
                 let side = (photo_side * FIRST_PASS_FACE_PX / min_box.max(1.0)).ceil() as u32;
-                DetectPolicy { max_side: side.clamp(self.policy.min_side, self.policy.max_side), ..self.policy }
+                DetectPolicy {
+                    max_side: side.clamp(self.policy.min_side, self.policy.max_side),
+                    ..self.policy
+                }
             }
         };
         let mut faces = find_faces(self.detector.as_ref(), image, &policy)?;
@@ -145,12 +148,21 @@ impl FaceFinder {
                 }
             };
             let t = Instant::now();
-            let refined = redetect(self.detector.as_ref(), &big.image, &face.mapped(&Affine::scale(s)), &self.policy)?
-                .map(|f| f.mapped(&Affine::scale(1.0 / s)))
-                .filter(|f| f.score >= self.quality.min_face_score);
+            let refined =
+                redetect(self.detector.as_ref(), &big.image, &face.mapped(&Affine::scale(s)), &self.policy)?
+                    .map(|f| f.mapped(&Affine::scale(1.0 / s)))
+                    .filter(|f| f.score >= self.quality.min_face_score);
             detect_ms += ms(t);
             if let Some(face) = refined {
-                return Ok(Located { photo: big, scale: s, photo_size, face, faces_found, decode_ms, detect_ms });
+                return Ok(Located {
+                    photo: big,
+                    scale: s,
+                    photo_size,
+                    face,
+                    faces_found,
+                    decode_ms,
+                    detect_ms,
+                });
             }
             larger = Some((big, s));
             let before = faces.len();

@@ -5,7 +5,9 @@ use std::time::Instant;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
-use wajah::{BBox, Decision, Face, FaceAnalysis, Point, QualityIssue, QualityReport, Timings, Upsert, Verdict};
+use wajah::{
+    BBox, Decision, Face, FaceAnalysis, Point, QualityIssue, QualityReport, Timings, Upsert, Verdict,
+};
 
 /// Photo bytes: a file part in multipart/form-data, a base64 string in JSON.
 #[derive(Debug, ToSchema)]

@@ -121,7 +121,8 @@ impl<S: Send + Sync, T: DeserializeOwned + FromParts> FromRequest<S> for Body<T>
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let content_type =
+            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         match essence(content_type).as_str() {
             "multipart/form-data" => {
                 let mut multipart = Multipart::from_request(req, state)
@@ -135,7 +136,8 @@ impl<S: Send + Sync, T: DeserializeOwned + FromParts> FromRequest<S> for Body<T>
                     if fields.contains_key(&name) {
                         return Err(ApiError::BadRequest(format!("the field `{name}` is given twice")));
                     }
-                    let bytes = field.bytes().await.map_err(|e| too_large_or_bad(e.status(), e.body_text()))?;
+                    let bytes =
+                        field.bytes().await.map_err(|e| too_large_or_bad(e.status(), e.body_text()))?;
                     fields.insert(name, bytes.to_vec());
                 }
                 T::from_parts(Parts(fields)).map(Body)

@@ -124,7 +124,11 @@ impl Config {
     /// # Errors
     /// The first bad value.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(WORKERS.contains(&self.workers), "workers = {} must be within {WORKERS:?}", self.workers);
+        anyhow::ensure!(
+            WORKERS.contains(&self.workers),
+            "workers = {} must be within {WORKERS:?}",
+            self.workers
+        );
         anyhow::ensure!(
             MAX_BODY_MIB.contains(&self.max_body_mib),
             "max_body_mib = {} must be within {MAX_BODY_MIB:?}",
@@ -171,7 +175,8 @@ mod tests {
         // The flag wins over the file; the file over the defaults; untouched values stay default.
         assert_eq!((config.workers, config.listen.port(), config.engine.threshold), (5, 9000, Some(0.4)));
         assert_eq!((config.max_body_mib, config.request_timeout_secs), (15, 30));
-        let config = Config::from_args(["wajah-server", "--config", path, "--threshold", "0.5"]).expect("loads");
+        let config =
+            Config::from_args(["wajah-server", "--config", path, "--threshold", "0.5"]).expect("loads");
         assert_eq!((config.workers, config.engine.threshold), (3, Some(0.5)));
         let defaults = Config::from_args(["wajah-server"]).expect("loads");
         assert_eq!(defaults.listen, Config::default().listen);

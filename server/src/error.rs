@@ -73,7 +73,9 @@ impl ApiError {
     pub fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
             ApiError::Engine(e) => match e.kind() {
-                ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into()),
+                ErrorKind::Internal => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into())
+                }
                 kind @ (ErrorKind::InvalidInput
                 | ErrorKind::Unprocessable
                 | ErrorKind::TooLarge

@@ -42,7 +42,8 @@ impl Modify for Protect {
             if PUBLIC.contains(&path.as_str()) {
                 continue;
             }
-            let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
+            let operations =
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
             for operation in operations.into_iter().flatten() {
                 protect(operation);
             }

@@ -12,9 +12,9 @@ use base64::Engine as _;
 use wajah::{FaceAnalysis, Nik, Upsert};
 
 use crate::api::{
-    CandidateAnswer, CaptureAnswer, CompareAnswer, CompareRequest, CompareSide, DetectRequest, DetectionAnswer,
-    EnrollRequest, EnrollmentAnswer, IdentificationAnswer, IdentifyRequest, MAX_K, ReadyAnswer, TimingsAnswer,
-    VerificationAnswer, VerifyRequest,
+    CandidateAnswer, CaptureAnswer, CompareAnswer, CompareRequest, CompareSide, DetectRequest,
+    DetectionAnswer, EnrollRequest, EnrollmentAnswer, IdentificationAnswer, IdentifyRequest, MAX_K,
+    ReadyAnswer, TimingsAnswer, VerificationAnswer, VerifyRequest,
 };
 use crate::body::Body;
 use crate::error::{ApiError, ErrorBody};
@@ -146,7 +146,11 @@ pub async fn identify(
     let candidates = found
         .candidates
         .iter()
-        .map(|c| CandidateAnswer { nik: c.subject.clone(), score: c.decision.score.0, matched: c.decision.matched })
+        .map(|c| CandidateAnswer {
+            nik: c.subject.clone(),
+            score: c.decision.score.0,
+            matched: c.decision.matched,
+        })
         .collect();
     Ok(Json(IdentificationAnswer {
         candidates,
@@ -215,7 +219,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(state.gallery.len()))
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(state.gallery.len()),
+    )
         .into_response()
 }
 

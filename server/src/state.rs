@@ -1,8 +1,8 @@
 //! Shared state: the gallery (engine, template store, 1:N index), limits and keys.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};

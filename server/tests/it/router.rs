@@ -62,11 +62,58 @@ fn readme_lists_every_error_code() {
     let readme = std::fs::read_to_string(crate::root().join("README.md")).expect("README");
     let section = readme.split("### Error codes").nth(1).expect("README has an Error codes section");
     let section = section.split("\n#").next().unwrap_or_default();
-    let listed: std::collections::BTreeSet<&str> = section
-        .lines()
-        .filter_map(|l| l.strip_prefix("| `"))
-        .filter_map(|l| l.split('`').next())
-        .collect();
+    let listed: std::collections::BTreeSet<&str> =
+        section.lines().filter_map(|l| l.strip_prefix("| `")).filter_map(|l| l.split('`').next()).collect();
     let known: std::collections::BTreeSet<&str> = wajah_server::error::codes().collect();
     assert_eq!(listed, known, "README's error codes differ from the code's");
+}
+
+/// `/openapi.json` is valid OpenAPI 3 (checked by openapi-spec-validator from the venv that
+/// `make test` provisions) and describes every route the router serves.
+#[tokio::test]
+async fn openapi_document_validates_and_covers_the_routes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = AppState::new(&config(dir.path())).expect("state");
+    let (status, body) = get(&state, "/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, &body).expect("write");
+    let validator = crate::root().join(".cache/venv-api/bin/openapi-spec-validator");
+    let out = std::process::Command::new(&validator)
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("{} (run `make test`, which installs it): {e}", validator.display()));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, method) in [
+        ("/v1/enrollments", "post"),
+        ("/v1/enrollments/{nik}", "delete"),
+        ("/v1/verifications", "post"),
+        ("/v1/compare", "post"),
+        ("/v1/identifications", "post"),
+        ("/v1/detections", "post"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+    ] {
+        let op = &paths.get(path).unwrap_or_else(|| panic!("no {path}"))[method];
+        assert!(op.is_object(), "no {method} {path}");
+        if path.starts_with("/v1/") {
+            assert!(op["responses"].get("401").is_some(), "{path} does not list 401");
+            assert_eq!(op["security"][0].get("bearer"), Some(&serde_json::json!([])));
+        }
+    }
+    // Request bodies come from the Rust types: JSON and multipart, with the NIK pattern.
+    let enrol = &paths["/v1/enrollments"]["post"]["requestBody"]["content"];
+    assert!(enrol.get("multipart/form-data").is_some() && enrol.get("application/json").is_some());
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["EnrollRequest"]["properties"]["nik"]["pattern"], "^[0-9]{16}$");
+    let codes = schemas["ErrorDetail"]["properties"]["code"]["enum"].as_array().expect("codes");
+    assert_eq!(codes.len(), wajah_server::error::codes().count());
 }

@@ -4,9 +4,10 @@
 //! HNSW's distances (`1 - dot`) are converted here. Removal leaves a tombstone; the graph is rebuilt
 //! once tombstones pass `rebuild_ratio` of the entries.
 
+mod config;
+mod file;
+
 use std::collections::{HashMap, HashSet};
-use std::io::{BufReader, BufWriter, Read, Write};
-use std::path::Path;
 
 use hnsw_rs::prelude::{Distance, Hnsw};
 use serde::{Deserialize, Serialize};
@@ -15,75 +16,13 @@ use crate::embedding::{Embedding, Score};
 use crate::error::{Error, Result};
 use crate::similarity::{dot, top_k};
 
-/// Which search structure to use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IndexKind {
-    /// Exact below `hnsw_from` entries, HNSW from there on.
-    #[default]
-    Auto,
-    /// Always an exact scan (parallel).
-    Exact,
-    /// Always HNSW.
-    Hnsw,
-}
+pub use config::{IndexConfig, IndexKind};
 
-/// Index settings, validated before `hnsw_rs` sees them (it exits the process on some bad values).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IndexConfig {
-    /// Exact, HNSW or automatic.
-    pub kind: IndexKind,
-    /// With `Auto`, galleries of at least this many entries use HNSW.
-    pub hnsw_from: usize,
-    /// HNSW links per node (M), 4..=128.
-    pub max_connections: usize,
-    /// Candidates examined while building, >= `max_connections`.
-    pub ef_construction: usize,
-    /// Candidates examined per query, >= 1 (raised to k when smaller).
-    pub ef_search: usize,
-    /// Rebuild when this fraction of entries are tombstones, in (0, 1].
-    pub rebuild_ratio: f32,
-}
+/// Layers of the HNSW graph: 16 is hnsw_rs's maximum and plenty for billions of entries.
+const HNSW_MAX_LAYERS: usize = 16;
 
-impl Default for IndexConfig {
-    fn default() -> Self {
-        Self {
-            kind: IndexKind::Auto,
-            hnsw_from: 20_000,
-            max_connections: 24,
-            ef_construction: 200,
-            ef_search: 128,
-            rebuild_ratio: 0.2,
-        }
-    }
-}
-
-impl IndexConfig {
-    /// Checks every value.
-    ///
-    /// # Errors
-    /// [`Error::Config`] naming the first bad value.
-    pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::Config(format!("index: {m}")));
-        if !(4..=128).contains(&self.max_connections) {
-            return bad(format!("max_connections {} is outside 4..=128", self.max_connections));
-        }
-        if self.ef_construction < self.max_connections || self.ef_construction > 10_000 {
-            return bad(format!(
-                "ef_construction {} must be within max_connections..=10000",
-                self.ef_construction
-            ));
-        }
-        if self.ef_search == 0 || self.ef_search > 10_000 {
-            return bad(format!("ef_search {} is outside 1..=10000", self.ef_search));
-        }
-        if !(self.rebuild_ratio > 0.0 && self.rebuild_ratio <= 1.0) {
-            return bad(format!("rebuild_ratio {} is outside (0, 1]", self.rebuild_ratio));
-        }
-        Ok(())
-    }
-}
+/// The graph is allocated for at least this many entries.
+const HNSW_MIN_CAPACITY: usize = 1024;
 
 /// HNSW distance on unit vectors: `1 - dot`, clamped at 0 (rounding can push a self-match past 1).
 #[derive(Clone, Copy, Default)]
@@ -243,10 +182,9 @@ impl FaceIndex {
 
     /// Rebuilds the HNSW graph from the live entries.
     pub fn build_graph(&mut self) {
-        let capacity = self.subjects.len().max(1024);
-        let max_layer = 16;
-        let graph =
-            Hnsw::new(self.config.max_connections, capacity, max_layer, self.config.ef_construction, UnitDot);
+        let capacity = self.subjects.len().max(HNSW_MIN_CAPACITY);
+        let (links, ef) = (self.config.max_connections, self.config.ef_construction);
+        let graph = Hnsw::new(links, capacity, HNSW_MAX_LAYERS, ef, UnitDot);
         self.graph = Some(graph);
         self.add_to_graph(0);
     }
@@ -298,67 +236,6 @@ impl FaceIndex {
             .into_iter()
             .map(|(slot, score)| Match { subject: self.subjects[slot].clone(), score: Score(score) })
             .collect())
-    }
-
-    /// Writes the live entries (ids and vectors) to `path`; the graph is rebuilt on load.
-    ///
-    /// # Errors
-    /// [`Error::Io`].
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension("part");
-        {
-            let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
-            w.write_all(b"WAJAHIX1")?;
-            w.write_all(&(self.dim as u64).to_le_bytes())?;
-            w.write_all(&(self.len() as u64).to_le_bytes())?;
-            for (slot, subject) in self.subjects.iter().enumerate().filter(|(s, _)| !self.removed.contains(s))
-            {
-                w.write_all(&(subject.len() as u32).to_le_bytes())?;
-                w.write_all(subject.as_bytes())?;
-                for v in &self.vectors[slot * self.dim..(slot + 1) * self.dim] {
-                    w.write_all(&v.to_le_bytes())?;
-                }
-            }
-            w.into_inner().map_err(|e| Error::Io(e.into_error()))?.sync_all()?;
-        }
-        std::fs::rename(tmp, path)?;
-        Ok(())
-    }
-
-    /// Reads an index written by [`FaceIndex::save`].
-    ///
-    /// # Errors
-    /// [`Error::Io`], or [`Error::Index`] for a file that is not an index.
-    pub fn load(path: &Path, config: IndexConfig) -> Result<Self> {
-        let mut r = BufReader::new(std::fs::File::open(path)?);
-        let mut magic = [0u8; 8];
-        r.read_exact(&mut magic)?;
-        if &magic != b"WAJAHIX1" {
-            return Err(Error::Index(format!("{} is not a wajah index file", path.display())));
-        }
-        let mut u64b = [0u8; 8];
-        r.read_exact(&mut u64b)?;
-        let dim = u64::from_le_bytes(u64b) as usize;
-        r.read_exact(&mut u64b)?;
-        let count = u64::from_le_bytes(u64b) as usize;
-        if dim == 0 || dim > 65_536 {
-            return Err(Error::Index(format!("index dimension {dim} is implausible")));
-        }
-        let mut entries = Vec::with_capacity(count.min(1 << 24));
-        let mut vec = vec![0u8; dim * 4];
-        for _ in 0..count {
-            let mut len = [0u8; 4];
-            r.read_exact(&mut len)?;
-            let mut name = vec![0u8; u32::from_le_bytes(len) as usize];
-            r.read_exact(&mut name)?;
-            r.read_exact(&mut vec)?;
-            let subject =
-                String::from_utf8(name).map_err(|_| Error::Index("subject id is not UTF-8".into()))?;
-            entries.push((subject, Embedding::from_le_bytes(&vec)?));
-        }
-        let mut index = Self::new(dim, config)?;
-        index.insert_many(entries)?;
-        Ok(index)
     }
 }
 
@@ -425,7 +302,8 @@ mod tests {
 
     #[test]
     fn save_and_load_round_trip() {
-        let path = std::env::temp_dir().join(format!("wajah-index-{}.bin", std::process::id()));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("index.bin");
         let mut index = FaceIndex::new(8, IndexConfig::default()).expect("valid");
         index.insert_many((0..50).map(|i| (format!("s{i}"), unit(i, 8)))).expect("inserted");
         index.remove("s3");
@@ -433,6 +311,5 @@ mod tests {
         let back = FaceIndex::load(&path, IndexConfig::default()).expect("loaded");
         assert_eq!(back.len(), 49);
         assert_eq!(back.search(&unit(9, 8), 1).expect("searched")[0].subject, "s9");
-        std::fs::remove_file(path).ok();
     }
 }
