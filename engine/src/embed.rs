@@ -64,7 +64,7 @@ impl OnnxEmbedder {
     fn run(&self, faces: &[&AlignedFace]) -> Result<Vec<Embedding>> {
         let [w, h] = self.spec.input_size.map(|v| v as usize);
         let plane = w * h;
-        let swap = self.spec.colour_order == "bgr";
+        let order = self.spec.colour_order.rgb_indices();
         let mut input = vec![0f32; faces.len() * 3 * plane];
         for (n, face) in faces.iter().enumerate() {
             let img = face.image();
@@ -77,8 +77,7 @@ impl OnnxEmbedder {
             }
             let base = n * 3 * plane;
             for (i, p) in img.as_raw().chunks_exact(3).enumerate() {
-                for c in 0..3 {
-                    let src = if swap { 2 - c } else { c };
+                for (c, &src) in order.iter().enumerate() {
                     input[base + c * plane + i] = (f32::from(p[src]) - self.spec.mean[c]) / self.spec.std[c];
                 }
             }

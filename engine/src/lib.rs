@@ -41,7 +41,10 @@ pub use embed::Embedder;
 pub use embedding::{Embedding, Score, Template};
 pub use error::{Error, Result};
 pub use index::{FaceIndex, IndexConfig, IndexKind, Match};
-pub use manifest::{ConfirmerSpec, DEFAULT_MANIFEST, DetectorSpec, Manifest, RecognizerSpec, RuntimeSpec};
+pub use manifest::{
+    ColourOrder, ConfirmerSpec, DEFAULT_MANIFEST, DetectorKind, DetectorSpec, Manifest, RecognizerSpec,
+    RuntimeSpec,
+};
 pub use nik::{Nik, Sex};
 pub use pipeline::{Decision, Detection, Engine, EngineConfig, FaceAnalysis, FacePolicy, Timings};
 pub use quality::{QualityIssue, QualityReport, QualityThresholds, assess};

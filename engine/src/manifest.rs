@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -22,6 +22,34 @@ pub struct Manifest {
     pub confirmer: ConfirmerSpec,
 }
 
+/// The order of the colour channels a model takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColourOrder {
+    /// Red, green, blue.
+    Rgb,
+    /// Blue, green, red (OpenCV's order).
+    Bgr,
+}
+
+impl ColourOrder {
+    /// For each input channel of the model, in order, its index in an RGB pixel.
+    pub fn rgb_indices(self) -> [usize; 3] {
+        match self {
+            ColourOrder::Rgb => [0, 1, 2],
+            ColourOrder::Bgr => [2, 1, 0],
+        }
+    }
+}
+
+/// How a detector's outputs are decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectorKind {
+    /// YuNet: per stride S, outputs `cls_S`, `obj_S`, `bbox_S` and `kps_S` on an anchor-free grid.
+    Yunet,
+}
+
 /// Where the ONNX Runtime library comes from.
 #[derive(Clone, Debug, Deserialize)]
 pub struct RuntimeSpec {
@@ -38,10 +66,24 @@ pub struct RuntimeSpec {
 pub struct DetectorSpec {
     /// Model id, e.g. `yunet-2023mar-int8bq`.
     pub id: String,
+    /// How the outputs are decoded.
+    pub kind: DetectorKind,
     /// File name inside the model directory.
     pub file: String,
     /// sha256 of that file.
     pub sha256: String,
+    /// Channel order of the input.
+    pub colour_order: ColourOrder,
+    /// Per-channel mean subtracted before feeding (in the colour order above).
+    pub mean: [f32; 3],
+    /// Per-channel divisor.
+    pub std: [f32; 3],
+    /// The input's width and height are padded up to a multiple of this.
+    pub stride_multiple: u32,
+    /// Output grid strides, in input pixels (powers of two dividing `stride_multiple`).
+    pub strides: Vec<u32>,
+    /// Landmarks per face (the engine uses five).
+    pub landmarks: usize,
     /// Minimum face score.
     pub score_threshold: f32,
     /// IoU above which a lower-scored box is suppressed.
@@ -59,8 +101,8 @@ pub struct RecognizerSpec {
     pub sha256: String,
     /// Input width and height.
     pub input_size: [u32; 2],
-    /// `rgb` or `bgr`.
-    pub colour_order: String,
+    /// Channel order of the input.
+    pub colour_order: ColourOrder,
     /// Per-channel mean subtracted before feeding (in the colour order above).
     pub mean: [f32; 3],
     /// Per-channel divisor.
@@ -82,8 +124,8 @@ pub struct ConfirmerSpec {
     pub sha256: String,
     /// Side of the square input crop.
     pub input_size: u32,
-    /// `rgb` or `bgr`.
-    pub colour_order: String,
+    /// Channel order of the input.
+    pub colour_order: ColourOrder,
     /// Subtracted from every channel before feeding.
     pub mean: f32,
     /// Divisor after the mean.
@@ -125,25 +167,11 @@ impl Manifest {
     }
 
     fn validate(&self) -> Result<()> {
-        let r = &self.recognizer;
-        if r.input_size[0] == 0 || r.input_size[1] == 0 || r.output_dim == 0 {
-            return Err(Error::Config("recognizer input size and output_dim must be positive".into()));
-        }
-        if !matches!(r.colour_order.as_str(), "rgb" | "bgr") {
-            return Err(Error::Config(format!(
-                "recognizer colour_order {:?} is not rgb or bgr",
-                r.colour_order
-            )));
-        }
-        if r.std.contains(&0.0) {
-            return Err(Error::Config("recognizer std must not be zero".into()));
-        }
-        if !(-1.0..=1.0).contains(&r.threshold) {
-            return Err(Error::Config(format!("recognizer threshold {} is outside [-1, 1]", r.threshold)));
-        }
+        validate_detector(&self.detector)?;
+        validate_recognizer(&self.recognizer)?;
         let c = &self.confirmer;
-        if c.input_size == 0 || c.std == 0.0 || !matches!(c.colour_order.as_str(), "rgb" | "bgr") {
-            return Err(Error::Config("confirmer needs a positive input_size and std, rgb or bgr".into()));
+        if c.input_size == 0 || c.std == 0.0 {
+            return Err(Error::Config("confirmer needs a positive input_size and a non-zero std".into()));
         }
         if !(0.0..=1.0).contains(&c.min_probability) {
             return Err(Error::Config(format!(
@@ -151,28 +179,104 @@ impl Manifest {
                 c.min_probability
             )));
         }
-        let d = &self.detector;
-        if !(0.0..=1.0).contains(&d.score_threshold) || !(0.0..=1.0).contains(&d.nms_iou_threshold) {
-            return Err(Error::Config("detector thresholds must be within [0, 1]".into()));
-        }
         Ok(())
     }
+}
+
+fn validate_detector(d: &DetectorSpec) -> Result<()> {
+    if !(0.0..=1.0).contains(&d.score_threshold) || !(0.0..=1.0).contains(&d.nms_iou_threshold) {
+        return Err(Error::Config("detector thresholds must be within [0, 1]".into()));
+    }
+    if d.std.contains(&0.0) {
+        return Err(Error::Config("detector std must not be zero".into()));
+    }
+    if d.landmarks != 5 {
+        return Err(Error::Config(format!("detector gives {} landmarks; the engine needs 5", d.landmarks)));
+    }
+    let m = d.stride_multiple;
+    if !m.is_power_of_two() {
+        return Err(Error::Config(format!("detector stride_multiple {m} is not a power of two")));
+    }
+    if d.strides.is_empty() {
+        return Err(Error::Config("detector strides are empty".into()));
+    }
+    for (i, &s) in d.strides.iter().enumerate() {
+        if !s.is_power_of_two() || !m.is_multiple_of(s) {
+            return Err(Error::Config(format!(
+                "detector stride {s} is not a power of two dividing stride_multiple {m}"
+            )));
+        }
+        if d.strides[..i].contains(&s) {
+            return Err(Error::Config(format!("detector stride {s} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+fn validate_recognizer(r: &RecognizerSpec) -> Result<()> {
+    let id = &r.id;
+    let [w, h] = r.input_size;
+    if w == 0 || h == 0 || r.output_dim == 0 {
+        return Err(Error::Config(format!("recognizer `{id}`: input size and output_dim must be positive")));
+    }
+    if r.std.contains(&0.0) {
+        return Err(Error::Config(format!("recognizer `{id}`: std must not be zero")));
+    }
+    if !(-1.0..=1.0).contains(&r.threshold) {
+        return Err(Error::Config(format!(
+            "recognizer `{id}`: threshold {} is outside [-1, 1]",
+            r.threshold
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The shipped manifest with `from` replaced by `to` (which must occur).
+    fn edited(from: &str, to: &str) -> String {
+        assert!(DEFAULT_MANIFEST.contains(from), "the manifest has no {from:?}");
+        DEFAULT_MANIFEST.replacen(from, to, 1)
+    }
+
+    fn config_error(text: &str) -> String {
+        match Manifest::parse(text) {
+            Err(Error::Config(message)) => message,
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+
     #[test]
     fn builtin_manifest_parses() {
         let m = Manifest::builtin().expect("the shipped manifest is valid");
-        assert_eq!(m.recognizer.output_dim, 128);
-        assert_eq!(m.recognizer.colour_order, "rgb");
-        assert_eq!(m.recognizer.sha256.len(), 64);
+        let r = &m.recognizer;
+        assert_eq!((r.output_dim, r.colour_order, r.sha256.len()), (128, ColourOrder::Rgb, 64));
+        assert_eq!((m.detector.kind, m.detector.colour_order), (DetectorKind::Yunet, ColourOrder::Bgr));
+        assert_eq!((m.detector.strides.as_slice(), m.detector.stride_multiple), (&[8, 16, 32][..], 32));
+        assert_eq!(m.confirmer.colour_order, ColourOrder::Rgb);
     }
 
     #[test]
     fn bad_manifest_is_a_config_error() {
         assert!(matches!(Manifest::parse("[detector]\n"), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn colour_order_is_rgb_or_bgr() {
+        assert_eq!(ColourOrder::Bgr.rgb_indices(), [2, 1, 0]);
+        let message = config_error(&edited("colour_order = \"rgb\"", "colour_order = \"RGB\""));
+        assert!(message.contains("unknown variant `RGB`"), "{message}");
+    }
+
+    #[test]
+    fn strides_are_checked() {
+        for (strides, says) in [("[]", "empty"), ("[8, 12, 32]", "stride 12"), ("[8, 64]", "stride 64")] {
+            let message = config_error(&edited("strides = [8, 16, 32]", &format!("strides = {strides}")));
+            assert!(message.contains(says), "{strides}: {message}");
+        }
+        let message = config_error(&edited("stride_multiple = 32", "stride_multiple = 48"));
+        assert!(message.contains("not a power of two"), "{message}");
     }
 }
