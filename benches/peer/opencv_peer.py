@@ -6,7 +6,7 @@
   opencv_peer.py lfw PAIRS ROOT MODELS              10-fold accuracy on an LFW pairs file
   opencv_peer.py names                              the packaged detector and recogniser file names
 
-The models are the manifest's detector and recogniser, as packaged (models/manifest.toml).
+The models are the manifest's detector and default recogniser, as packaged (models/manifest.toml).
 """
 
 import json
@@ -21,7 +21,7 @@ import numpy as np
 cv2.setNumThreads(1)
 MANIFEST = tomllib.loads((Path(__file__).resolve().parents[2] / "models" / "manifest.toml").read_text())
 DETECTOR = MANIFEST["detector"]
-RECOGNIZER = MANIFEST["recognizer"]
+RECOGNIZER = next(r for r in MANIFEST["recognizer"] if r["id"] == MANIFEST["default_recognizer"])
 DET = Path(DETECTOR["member"]).name
 REC = Path(RECOGNIZER["member"]).name
 THRESHOLD = RECOGNIZER["threshold"]

@@ -13,7 +13,7 @@ $VENV/bin/python -c "import cv2; assert cv2.__version__ == '5.0.0'" 2>/dev/null 
   $VENV/bin/pip install -q --require-hashes -r benches/peer/requirements.txt
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-# OpenCV 5 gets the original files (the manifest's detector and recogniser, as packaged),
+# OpenCV 5 gets the original files (the manifest's detector and default recogniser, as packaged),
 # except that SFace's stale graph inputs (which it refuses) are removed; it keeps its PRelu nodes.
 MODELS=$WORK/models
 mkdir -p $MODELS

@@ -5,6 +5,7 @@ use std::path::Path;
 use ort::value::TensorRef;
 
 use crate::align::AlignedFace;
+use crate::detect::Point;
 use crate::embedding::Embedding;
 use crate::error::{Error, Result, inference};
 use crate::manifest::RecognizerSpec;
@@ -24,11 +25,14 @@ pub trait Embedder: Send + Sync {
     /// Crop size the model takes (width, height).
     fn input_size(&self) -> (u32, u32);
 
+    /// Where the five landmarks go in that crop (see [`crate::align`]).
+    fn alignment_template(&self) -> [Point; 5];
+
     /// Embedding dimension.
     fn dim(&self) -> usize;
 }
 
-/// An ArcFace-style recogniser on ONNX Runtime (SFace by default), configured by the manifest.
+/// An ArcFace-style recogniser on ONNX Runtime (SFace by default), configured by its manifest entry.
 pub struct OnnxEmbedder {
     pool: SessionPool,
     spec: RecognizerSpec,
@@ -114,6 +118,10 @@ impl Embedder for OnnxEmbedder {
 
     fn input_size(&self) -> (u32, u32) {
         (self.spec.input_size[0], self.spec.input_size[1])
+    }
+
+    fn alignment_template(&self) -> [Point; 5] {
+        self.spec.template_points()
     }
 
     fn dim(&self) -> usize {

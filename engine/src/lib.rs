@@ -32,7 +32,7 @@ mod store;
 mod warp;
 // modules: other crates' work adds lines here
 
-pub use align::{AlignedFace, TEMPLATE_112, align, similarity_transform};
+pub use align::{AlignedFace, align, similarity_transform};
 pub use calibration::Calibration;
 pub use confirm::FaceConfirmer;
 pub use decode::{DecodeLimits, Photo, decode, decode_scaled, probe};
@@ -42,8 +42,8 @@ pub use embedding::{Embedding, Score, Template};
 pub use error::{Error, Result};
 pub use index::{FaceIndex, IndexConfig, IndexKind, Match};
 pub use manifest::{
-    ColourOrder, ConfirmerSpec, DEFAULT_MANIFEST, DetectorKind, DetectorSpec, Manifest, RecognizerSpec,
-    RuntimeSpec,
+    ColourOrder, ConfirmerSpec, DEFAULT_MANIFEST, DetectorKind, DetectorSpec, Manifest, RecognizerKind,
+    RecognizerSpec, RuntimeSpec,
 };
 pub use nik::{Nik, Sex};
 pub use pipeline::{Decision, Detection, Engine, EngineConfig, FaceAnalysis, FacePolicy, Timings};

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::detect::Point;
 use crate::error::{Error, Result};
 
 /// The manifest shipped with this version of the engine.
@@ -12,12 +13,15 @@ pub const DEFAULT_MANIFEST: &str = include_str!("../../models/manifest.toml");
 /// Parsed `models/manifest.toml`.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Manifest {
+    /// Id of the recogniser used when the engine's configuration names none.
+    pub default_recognizer: String,
     /// The ONNX Runtime library.
     pub runtime: RuntimeSpec,
     /// The face detector.
     pub detector: DetectorSpec,
-    /// The face recogniser.
-    pub recognizer: RecognizerSpec,
+    /// The face recognisers (`[[recognizer]]` tables), each with its own id; the engine loads one.
+    #[serde(rename = "recognizer")]
+    pub recognizers: Vec<RecognizerSpec>,
     /// The second opinion that a detection is a human face.
     pub confirmer: ConfirmerSpec,
 }
@@ -48,6 +52,15 @@ impl ColourOrder {
 pub enum DetectorKind {
     /// YuNet: per stride S, outputs `cls_S`, `obj_S`, `bbox_S` and `kps_S` on an anchor-free grid.
     Yunet,
+}
+
+/// How a recogniser's input is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecognizerKind {
+    /// A 5-point similarity alignment onto the spec's `alignment_template`, an N x 3 x H x W crop,
+    /// one embedding per face (ArcFace, SFace).
+    Arcface112,
 }
 
 /// Where the ONNX Runtime library comes from.
@@ -90,11 +103,13 @@ pub struct DetectorSpec {
     pub nms_iou_threshold: f32,
 }
 
-/// An ArcFace-style recogniser on 112x112 5-point aligned crops.
+/// A recogniser on aligned crops.
 #[derive(Clone, Debug, Deserialize)]
 pub struct RecognizerSpec {
-    /// Model id, e.g. `sface-2021dec-int8bq`.
+    /// Model id, e.g. `sface-2021dec-int8bq`; unique within the manifest.
     pub id: String,
+    /// How its input is made.
+    pub kind: RecognizerKind,
     /// File name inside the model directory.
     pub file: String,
     /// sha256 of that file.
@@ -109,8 +124,17 @@ pub struct RecognizerSpec {
     pub std: [f32; 3],
     /// Embedding dimension.
     pub output_dim: usize,
+    /// Where the five landmarks go in the input crop, in its pixels (x, y).
+    pub alignment_template: [[f32; 2]; 5],
     /// Default cosine threshold for a match.
     pub threshold: f32,
+}
+
+impl RecognizerSpec {
+    /// [`RecognizerSpec::alignment_template`] as points.
+    pub fn template_points(&self) -> [Point; 5] {
+        self.alignment_template.map(|[x, y]| Point { x, y })
+    }
 }
 
 /// An MTCNN O-Net-style face/non-face classifier on square crops of the face box.
@@ -166,9 +190,27 @@ impl Manifest {
         Self::parse(DEFAULT_MANIFEST)
     }
 
+    /// The recogniser with id `id`, or the default one for `None`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when no `[[recognizer]]` has that id.
+    pub fn recognizer(&self, id: Option<&str>) -> Result<&RecognizerSpec> {
+        let id = id.unwrap_or(&self.default_recognizer);
+        self.recognizers.iter().find(|r| r.id == id).ok_or_else(|| {
+            let ids: Vec<&str> = self.recognizers.iter().map(|r| r.id.as_str()).collect();
+            Error::Config(format!("unknown recogniser `{id}`; the manifest lists: {}", ids.join(", ")))
+        })
+    }
+
     fn validate(&self) -> Result<()> {
         validate_detector(&self.detector)?;
-        validate_recognizer(&self.recognizer)?;
+        for (i, r) in self.recognizers.iter().enumerate() {
+            if self.recognizers[..i].iter().any(|other| other.id == r.id) {
+                return Err(Error::Config(format!("recognizer id `{}` is listed twice", r.id)));
+            }
+            validate_recognizer(r)?;
+        }
+        self.recognizer(None).map_err(|e| Error::Config(format!("default_recognizer: {e}")))?;
         let c = &self.confirmer;
         if c.input_size == 0 || c.std == 0.0 {
             return Err(Error::Config("confirmer needs a positive input_size and a non-zero std".into()));
@@ -228,6 +270,13 @@ fn validate_recognizer(r: &RecognizerSpec) -> Result<()> {
             r.threshold
         )));
     }
+    for [x, y] in r.alignment_template {
+        if !(0.0..=w as f32).contains(&x) || !(0.0..=h as f32).contains(&y) {
+            return Err(Error::Config(format!(
+                "recognizer `{id}`: alignment_template point ({x}, {y}) is outside the {w}x{h} input"
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -251,8 +300,10 @@ mod tests {
     #[test]
     fn builtin_manifest_parses() {
         let m = Manifest::builtin().expect("the shipped manifest is valid");
-        let r = &m.recognizer;
+        let r = m.recognizer(None).expect("the default recogniser is listed");
+        assert_eq!((r.id.as_str(), r.kind), ("sface-2021dec-int8bq", RecognizerKind::Arcface112));
         assert_eq!((r.output_dim, r.colour_order, r.sha256.len()), (128, ColourOrder::Rgb, 64));
+        assert_eq!(r.template_points()[0], Point { x: 38.2946, y: 51.6963 });
         assert_eq!((m.detector.kind, m.detector.colour_order), (DetectorKind::Yunet, ColourOrder::Bgr));
         assert_eq!((m.detector.strides.as_slice(), m.detector.stride_multiple), (&[8, 16, 32][..], 32));
         assert_eq!(m.confirmer.colour_order, ColourOrder::Rgb);
@@ -278,5 +329,39 @@ mod tests {
         }
         let message = config_error(&edited("stride_multiple = 32", "stride_multiple = 48"));
         assert!(message.contains("not a power of two"), "{message}");
+    }
+
+    /// The body of the shipped manifest's `[[recognizer]]` table.
+    fn sface_table() -> &'static str {
+        DEFAULT_MANIFEST
+            .split("\n[[recognizer]]\n")
+            .nth(1)
+            .and_then(|t| t.split("\n[").next())
+            .expect("the shipped manifest has a [[recognizer]] table")
+    }
+
+    #[test]
+    fn recognizers_are_chosen_by_id() {
+        let second = sface_table().replacen("id = \"sface-2021dec-int8bq\"", "id = \"second\"", 1);
+        let m = Manifest::parse(&format!("{DEFAULT_MANIFEST}\n[[recognizer]]\n{second}")).expect("valid");
+        assert_eq!(m.recognizer(Some("second")).expect("listed").id, "second");
+        assert_eq!(m.recognizer(None).expect("default").id, "sface-2021dec-int8bq");
+        let message = m.recognizer(Some("nope")).expect_err("not listed").to_string();
+        assert!(
+            message.contains("unknown recogniser `nope`; the manifest lists: sface-2021dec-int8bq, second"),
+            "{message}"
+        );
+        let twice = format!("{DEFAULT_MANIFEST}\n[[recognizer]]\n{}", sface_table());
+        assert!(config_error(&twice).contains("`sface-2021dec-int8bq` is listed twice"));
+        let message = config_error(&edited("default_recognizer = \"sface", "default_recognizer = \"x-sface"));
+        assert!(message.contains("unknown recogniser `x-sface-2021dec-int8bq`"), "{message}");
+    }
+
+    #[test]
+    fn alignment_template_is_inside_the_input() {
+        let message = config_error(&edited("[70.7299, 92.2041]", "[70.7299, 112.5]"));
+        assert!(message.contains("outside the 112x112 input"), "{message}");
+        let message = config_error(&edited("    [70.7299, 92.2041],\n", ""));
+        assert!(message.contains("alignment_template"), "{message}");
     }
 }

@@ -46,6 +46,8 @@ pub struct EngineConfig {
     pub onnxruntime: PathBuf,
     /// Model manifest; `None` uses the one compiled in.
     pub manifest: Option<PathBuf>,
+    /// Id of the manifest's `[[recognizer]]` to use; `None` uses its `default_recognizer`.
+    pub recognizer: Option<String>,
     /// Threads inside one inference call.
     pub intra_threads: usize,
     /// Sessions per model (concurrent inferences).
@@ -80,6 +82,7 @@ impl EngineConfig {
             models_dir: root.join(".cache/models"),
             onnxruntime: root.join(".cache/onnxruntime").join(runtime),
             manifest: None,
+            recognizer: None,
             intra_threads: 1,
             sessions: 1,
             threshold: None,
@@ -205,11 +208,12 @@ impl Engine {
             Some(path) => Manifest::load(path)?,
             None => Manifest::builtin()?,
         };
+        let recognizer = manifest.recognizer(config.recognizer.as_deref())?;
         runtime::read_verified(&config.onnxruntime, &manifest.runtime.sha256)?;
         let env = runtime::environment(&config.onnxruntime)?;
         let options = SessionOptions { intra_threads: config.intra_threads, sessions: config.sessions };
         let detector = YuNet::load(env, &config.models_dir, &manifest.detector, options)?;
-        let embedder = OnnxEmbedder::load(env, &config.models_dir, &manifest.recognizer, options)?;
+        let embedder = OnnxEmbedder::load(env, &config.models_dir, recognizer, options)?;
         let confirmer = FaceConfirmer::load(env, &config.models_dir, &manifest.confirmer, options)?;
         let calibrated = match &config.calibration {
             Some(path) => {
@@ -224,7 +228,7 @@ impl Engine {
             }
             None => None,
         };
-        let threshold = config.threshold.or(calibrated).unwrap_or(manifest.recognizer.threshold);
+        let threshold = config.threshold.or(calibrated).unwrap_or(recognizer.threshold);
         Ok(Self { config, detector: Box::new(detector), confirmer, embedder: Box::new(embedder), threshold })
     }
 
@@ -298,7 +302,7 @@ impl Engine {
     /// [`Error::InvalidArgument`] for degenerate landmarks.
     pub fn align(&self, image: &RgbImage, face: &Face) -> Result<AlignedFace> {
         let (w, h) = self.embedder.input_size();
-        align(image, face, w, h)
+        align(image, face, &self.embedder.alignment_template(), w, h)
     }
 
     /// Templates for aligned faces (batched through the recogniser).

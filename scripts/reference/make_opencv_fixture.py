@@ -4,8 +4,8 @@
 For each listed testdata photo: cv2.imread (BGR, EXIF applied), cv2.FaceDetectorYN at the photo's own
 size (the manifest's score and NMS thresholds, 0.6 and 0.3; top-k 5000), then for every face
 cv2.FaceRecognizerSF.alignCrop + feature on the ORIGINAL model files from the pinned package (not wajah's
-rewritten copies), so the fixture also checks wajah's model fixes. The detector and the recogniser,
-their packaged names and sha256, come from models/manifest.toml.
+rewritten copies), so the fixture also checks wajah's model fixes. The detector and the default
+recogniser, their packaged names and sha256, come from models/manifest.toml.
 
 Usage: make_opencv_fixture.py [MODEL_DIR]   (default .cache/models/original, filled by `make setup`)
 Writes testdata/reference/opencv_yunet_sface.json.
@@ -25,7 +25,7 @@ TESTDATA = ROOT / "testdata"
 OUT = TESTDATA / "reference" / "opencv_yunet_sface.json"
 MANIFEST = tomllib.loads((ROOT / "models" / "manifest.toml").read_text())
 DET = MANIFEST["detector"]
-REC = MANIFEST["recognizer"]
+REC = next(r for r in MANIFEST["recognizer"] if r["id"] == MANIFEST["default_recognizer"])
 # (packaged file name, its sha256): the files OpenCV runs.
 DETECTOR = (Path(DET["member"]).name, DET["original_sha256"])
 RECOGNIZER = (Path(REC["member"]).name, REC["original_sha256"])
