@@ -1,4 +1,5 @@
 //! The model manifest (`models/manifest.toml`): which files to load, their checksums and input specs.
+//! `models/README.md` explains the fields and how to add a recogniser.
 
 use std::path::Path;
 
