@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Rewrite the packaged YuNet, SFace and MTCNN O-Net ONNX files into the form wajah loads.
 
-Every change is output-preserving; `--check` proves it with ONNX Runtime on random inputs.
+Every change is output-preserving; `--check` proves it with ONNX Runtime on random inputs. Which files
+are rewritten, and how, comes from models/manifest.toml: every model entry with `fix = "NAME"` is read
+from SRC_DIR under its packaged name (the last part of `member`), rewritten by FIXES[NAME] and written
+to DST_DIR under its `file` name; `--check` runs CHECKS[NAME] on the pair.
 
-YuNet (face_detection_yunet_2023mar_int8bq.onnx):
+YuNet (fix = "yunet"):
   * per-tensor DequantizeLinear nodes (one-element scale) carry `block_size`/`axis`, which ONNX Runtime
     rejects; those two attributes are dropped on exactly those nodes.
   * the fixed 1x3x640x640 input becomes 1x3xHxW (any multiple of 32); output anchor counts become
     symbolic; stale intermediate shape annotations are removed.
-SFace (face_recognition_sface_2021dec_int8bq.onnx):
+SFace (fix = "sface"):
   * graph inputs that are initializers or are consumed by no node are removed (ONNX Runtime's Python
     API and OpenCV 5 refuse them).
   * the batch dimension becomes symbolic so several aligned faces run in one call.
@@ -18,7 +21,7 @@ SFace (face_recognition_sface_2021dec_int8bq.onnx):
     MatMulNBits with the same 8-bit blocks, run with int8 activations (accuracy level 4): it reads
     6.4 MB of weights per call instead of 25.7 MB of folded floats (about 1.4 -> 0.5 ms). This one
     layer is not bit-exact: `--check` requires cosine >= 0.99999 to the original's embedding.
-O-Net (onet.onnx):
+O-Net (fix = "onet"):
   * the same PRelu rewrite (PRelu is a third of its time in ONNX Runtime).
 
 Usage: fix_models.py SRC_DIR DST_DIR [--check]
@@ -26,18 +29,24 @@ Usage: fix_models.py SRC_DIR DST_DIR [--check]
 """
 
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-YUNET = "face_detection_yunet_2023mar_int8bq.onnx"
-SFACE = "face_recognition_sface_2021dec_int8bq.onnx"
-YUNET_OUT = "yunet_2023mar_int8bq_ort.onnx"
-SFACE_OUT = "sface_2021dec_int8bq_ort.onnx"
-ONET = "onet.onnx"
-ONET_OUT = "mtcnn_onet_ort.onnx"
+MANIFEST = tomllib.loads((Path(__file__).resolve().parent / "manifest.toml").read_text())
+
+
+def model_entries() -> list:
+    """Every model in the manifest: the detector, the recognisers, the confirmer."""
+    return [MANIFEST["detector"], *MANIFEST["recognizer"], MANIFEST["confirmer"]]
+
+
+def packaged_name(entry: dict) -> str:
+    """The file name the model has in its package (and in setup.py's `original` folder)."""
+    return Path(entry["member"]).name
 
 
 def per_tensor_scales(g: onnx.GraphProto) -> set:
@@ -185,21 +194,23 @@ def fix_onet(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def check(src: Path, dst: Path) -> None:
-    """Compare outputs of original and rewritten models with ONNX Runtime on random inputs."""
+def session(model):
     import onnxruntime as ort
 
-    rng = np.random.default_rng(7)
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
-    # SFace: the original runs in ONNX Runtime once its stale inputs are gone; compare the PRelu rewrite
+
+def check_sface(entry: dict, original: Path, fixed: Path, rng) -> None:
+    # The original runs in ONNX Runtime once its stale inputs are gone; compare the PRelu rewrite
     # (and batching) against that minimal fix.
-    minimal = onnx.load(src / SFACE)
+    minimal = onnx.load(original)
     drop_stale_inputs(minimal)
-    ref = ort.InferenceSession(minimal.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    new = ort.InferenceSession(str(dst / SFACE_OUT), so, providers=["CPUExecutionProvider"])
-    faces = rng.uniform(0, 255, size=(3, 3, 112, 112)).astype(np.float32)
+    ref = session(minimal.SerializeToString())
+    new = session(str(fixed))
+    w, h = entry["input_size"]
+    faces = rng.uniform(0, 255, size=(3, 3, h, w)).astype(np.float32)
     want = np.concatenate([ref.run(None, {"data": faces[i : i + 1]})[0] for i in range(3)])
     got = new.run(None, {"data": faces})[0]
     err = float(np.max(np.abs(want - got)) / np.max(np.abs(want)))
@@ -207,33 +218,61 @@ def check(src: Path, dst: Path) -> None:
     print(f"sface check: max relative difference {err:.2e}, min cosine {cos:.7f} over a batch of 3")
     assert cos >= 0.99999 and err < 1e-2, (cos, err)
 
-    # YuNet: compare with the minimal fix (block_size dropped, fixed 640x640 input) at 640x640,
-    # then check that 320x320 and 480x640 run.
-    minimal = onnx.load(src / YUNET)
+
+def check_yunet(entry: dict, original: Path, fixed: Path, rng) -> None:
+    # Compare with the minimal fix (block_size dropped, fixed 640x640 input) at 640x640, then check
+    # that 320x320 and 480x640 run.
+    minimal = onnx.load(original)
     scales = per_tensor_scales(minimal.graph)
     for node in minimal.graph.node:
         if node.op_type == "DequantizeLinear" and node.input[1] in scales:
             keep = [a for a in node.attribute if a.name not in ("block_size", "axis")]
             del node.attribute[:]
             node.attribute.extend(keep)
-    ref = ort.InferenceSession(minimal.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    new = ort.InferenceSession(str(dst / YUNET_OUT), so, providers=["CPUExecutionProvider"])
+    ref = session(minimal.SerializeToString())
+    new = session(str(fixed))
     img = rng.uniform(0, 255, size=(1, 3, 640, 640)).astype(np.float32)
     for a, b in zip(ref.run(None, {"input": img}), new.run(None, {"input": img})):
         assert np.array_equal(a, b), "yunet outputs differ"
+    finest = min(entry["strides"])
     for h, w in [(320, 320), (480, 640)]:
         outs = new.run(None, {"input": img[:, :, :h, :w]})
-        assert outs[0].shape == (1, (h // 8) * (w // 8), 1), outs[0].shape
+        assert outs[0].shape == (1, (h // finest) * (w // finest), 1), outs[0].shape
     print("yunet check: identical outputs at 640x640; 320x320 and 480x640 run")
 
-    # O-Net: the PRelu rewrite against the original, on a batch of crops.
-    ref = ort.InferenceSession(str(src / ONET), so, providers=["CPUExecutionProvider"])
-    new = ort.InferenceSession(str(dst / ONET_OUT), so, providers=["CPUExecutionProvider"])
-    crops = rng.uniform(-1, 1, size=(4, 48, 48, 3)).astype(np.float32)
+
+def check_onet(entry: dict, original: Path, fixed: Path, rng) -> None:
+    # The PRelu rewrite against the original, on a batch of crops.
+    ref = session(str(original))
+    new = session(str(fixed))
+    side = entry["input_size"]
+    crops = rng.uniform(-1, 1, size=(4, side, side, 3)).astype(np.float32)
     for a, b in zip(ref.run(None, {"input_3": crops}), new.run(None, {"input_3": crops})):
         err = float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(a))), 1e-6))
         assert err < 1e-4, err
     print("onet check: outputs within 1e-4 (relative) over a batch of 4")
+
+
+FIXES = {"yunet": fix_yunet, "sface": fix_sface, "onet": fix_onet}
+# In this order, on one random generator, so that every run draws the same inputs.
+CHECKS = {"sface": check_sface, "yunet": check_yunet, "onet": check_onet}
+
+
+def fixed_entries() -> list:
+    """The manifest's model entries that name a fix, checked to name a known one."""
+    entries = [m for m in model_entries() if "fix" in m]
+    for m in entries:
+        if m["fix"] not in FIXES:
+            sys.exit(f"fix_models: {m['id']} names fix {m['fix']!r}; known fixes: {', '.join(FIXES)}")
+    return entries
+
+
+def check(src: Path, dst: Path) -> None:
+    """Compare outputs of original and rewritten models with ONNX Runtime on random inputs."""
+    rng = np.random.default_rng(7)
+    for name, run in CHECKS.items():
+        for m in (m for m in fixed_entries() if m["fix"] == name):
+            run(m, src / packaged_name(m), dst / m["file"], rng)
 
 
 def main() -> int:
@@ -248,9 +287,8 @@ def main() -> int:
         return 0
     src, dst = Path(sys.argv[1]), Path(sys.argv[2])
     dst.mkdir(parents=True, exist_ok=True)
-    onnx.save(fix_yunet(onnx.load(src / YUNET)), dst / YUNET_OUT)
-    onnx.save(fix_sface(onnx.load(src / SFACE)), dst / SFACE_OUT)
-    onnx.save(fix_onet(onnx.load(src / ONET)), dst / ONET_OUT)
+    for m in fixed_entries():
+        onnx.save(FIXES[m["fix"]](onnx.load(src / packaged_name(m))), dst / m["file"])
     if "--check" in sys.argv[3:]:
         check(src, dst)
     return 0

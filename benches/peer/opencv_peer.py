@@ -4,19 +4,27 @@
   opencv_peer.py prepare SRC_LIST OUT_512 OUT_12MP   make the test photos
   opencv_peer.py time DIR MODELS REPEATS            per-stage medians as JSON
   opencv_peer.py lfw PAIRS ROOT MODELS              10-fold accuracy on an LFW pairs file
+  opencv_peer.py names                              the packaged detector and recogniser file names
+
+The models are the manifest's detector and default recogniser, as packaged (models/manifest.toml).
 """
 
 import json
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 cv2.setNumThreads(1)
-DET = "face_detection_yunet_2023mar_int8bq.onnx"
-REC = "face_recognition_sface_2021dec_int8bq.onnx"
+MANIFEST = tomllib.loads((Path(__file__).resolve().parents[2] / "models" / "manifest.toml").read_text())
+DETECTOR = MANIFEST["detector"]
+RECOGNIZER = next(r for r in MANIFEST["recognizer"] if r["id"] == MANIFEST["default_recognizer"])
+DET = Path(DETECTOR["member"]).name
+REC = Path(RECOGNIZER["member"]).name
+THRESHOLD = RECOGNIZER["threshold"]
 
 
 def prepare(src_list, out512, out12):
@@ -36,7 +44,8 @@ def prepare(src_list, out512, out12):
 
 class Pipeline:
     def __init__(self, models):
-        self.det = cv2.FaceDetectorYN.create(str(Path(models) / DET), "", (320, 320), 0.6, 0.3, 5000)
+        self.det = cv2.FaceDetectorYN.create(str(Path(models) / DET), "", (320, 320),
+                                            DETECTOR["score_threshold"], DETECTOR["nms_iou_threshold"], 5000)
         self.rec = cv2.FaceRecognizerSF.create(str(Path(models) / REC), "")
 
     def template(self, data, t):
@@ -104,9 +113,13 @@ def lfw(pairs, root, models):
         th = max(cands, key=lambda c: (acc(train, c), -c))
         accs.append(acc(test, th))
     print(json.dumps({"opencv": cv2.__version__, "pairs": len(body), "scored": len(scored), "accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
-                      "accuracy_at_0.363": acc(scored, 0.363)}))
+                      "threshold": THRESHOLD, "accuracy_at_threshold": acc(scored, THRESHOLD)}))
+
+
+def names():
+    print(DET, REC)
 
 
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
-    {"prepare": prepare, "time": time_dir, "lfw": lfw}[cmd](*args)
+    {"prepare": prepare, "time": time_dir, "lfw": lfw, "names": names}[cmd](*args)

@@ -13,13 +13,14 @@ $VENV/bin/python -c "import cv2; assert cv2.__version__ == '5.0.0'" 2>/dev/null 
   $VENV/bin/pip install -q --require-hashes -r benches/peer/requirements.txt
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-# OpenCV 5 gets the original files, except that SFace's stale graph inputs (which it refuses) are
-# removed; it keeps its PRelu nodes.
+# OpenCV 5 gets the original files (the manifest's detector and default recogniser, as packaged),
+# except that SFace's stale graph inputs (which it refuses) are removed; it keeps its PRelu nodes.
 MODELS=$WORK/models
 mkdir -p $MODELS
-cp .cache/models/original/face_detection_yunet_2023mar_int8bq.onnx $MODELS/
+read -r DET REC < <($VENV/bin/python benches/peer/opencv_peer.py names)
+cp ".cache/models/original/$DET" $MODELS/
 .cache/venv-models/bin/python models/fix_models.py --stale-inputs-only \
-  .cache/models/original/face_recognition_sface_2021dec_int8bq.onnx $MODELS/face_recognition_sface_2021dec_int8bq.onnx >/dev/null
+  ".cache/models/original/$REC" "$MODELS/$REC" >/dev/null
 ls testdata/identities/{df,fr,of}_*/*.jpg | head -12 > "$WORK/sources"
 $VENV/bin/python benches/peer/opencv_peer.py prepare "$WORK/sources" "$WORK/512" "$WORK/12mp"
 cargo build --release -q -p wajah-benches --bin peer
@@ -55,4 +56,4 @@ done
 echo
 ./target/release/wajah eval --pairs $KIT/lfw_mini/pairs_mini.txt --root $KIT/lfw_mini --out "$WORK/lfw.json" >/dev/null
 python3 -c "import json; r=json.load(open('$WORK/lfw.json')); print(f\"lfw_mini wajah : 10-fold accuracy {r['ten_fold']['accuracy_mean']:.4f} +- {r['ten_fold']['accuracy_std']:.4f}, at threshold {r['accuracy_at_threshold']:.4f}\")"
-$VENV/bin/python benches/peer/opencv_peer.py lfw $KIT/lfw_mini/pairs_mini.txt $KIT/lfw_mini $MODELS | python3 -c "import json,sys; r=json.load(sys.stdin); print(f\"lfw_mini opencv {r['opencv']}: 10-fold accuracy {r['accuracy_mean']:.4f} +- {r['accuracy_std']:.4f}, at 0.363 {r['accuracy_at_0.363']:.4f}\")"
+$VENV/bin/python benches/peer/opencv_peer.py lfw $KIT/lfw_mini/pairs_mini.txt $KIT/lfw_mini $MODELS | python3 -c "import json,sys; r=json.load(sys.stdin); print(f\"lfw_mini opencv {r['opencv']}: 10-fold accuracy {r['accuracy_mean']:.4f} +- {r['accuracy_std']:.4f}, at {r['threshold']} {r['accuracy_at_threshold']:.4f}\")"

@@ -1,19 +1,11 @@
-//! Alignment: a 5-point similarity transform onto the ArcFace 112x112 template.
+//! Alignment: a 5-point similarity transform onto the recogniser's template (the manifest's
+//! `alignment_template`; for SFace the ArcFace 112x112 one).
 
 use image::RgbImage;
 
 use crate::detect::{Face, Point};
 use crate::error::{Error, Result};
 use crate::warp::{Affine, warp_affine};
-
-/// Where the five landmarks go in a 112x112 crop (the ArcFace / SFace template).
-pub const TEMPLATE_112: [Point; 5] = [
-    Point { x: 38.2946, y: 51.6963 },
-    Point { x: 73.5318, y: 51.5014 },
-    Point { x: 56.0252, y: 71.7366 },
-    Point { x: 41.5493, y: 92.3655 },
-    Point { x: 70.7299, y: 92.2041 },
-];
 
 /// A face crop aligned to the template; made only by [`align`].
 #[derive(Clone, Debug)]
@@ -34,14 +26,19 @@ impl AlignedFace {
     }
 }
 
-/// Warps the face onto the template, scaled to a `width` x `height` crop (112x112 for SFace).
+/// Warps the face into a `width` x `height` crop so that its landmarks fall on `template` (crop
+/// pixels; the recogniser's [`crate::RecognizerSpec::alignment_template`]) in the least-squares sense.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] when the landmarks are degenerate (all in one place).
-pub fn align(image: &RgbImage, face: &Face, width: u32, height: u32) -> Result<AlignedFace> {
-    let (sx, sy) = (width as f32 / 112.0, height as f32 / 112.0);
-    let target = TEMPLATE_112.map(|p| Point { x: p.x * sx, y: p.y * sy });
-    let transform = similarity_transform(&face.landmarks, &target)
+pub fn align(
+    image: &RgbImage,
+    face: &Face,
+    template: &[Point; 5],
+    width: u32,
+    height: u32,
+) -> Result<AlignedFace> {
+    let transform = similarity_transform(&face.landmarks, template)
         .ok_or_else(|| Error::InvalidArgument("face landmarks are degenerate".into()))?;
     Ok(AlignedFace { image: warp_affine(image, &transform, width, height), transform })
 }
@@ -77,12 +74,18 @@ pub fn similarity_transform(src: &[Point; 5], dst: &[Point; 5]) -> Option<Affine
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::Manifest;
+
+    /// SFace's template, from the shipped manifest.
+    fn template() -> [Point; 5] {
+        Manifest::builtin().expect("valid").recognizer(None).expect("default").template_points()
+    }
 
     #[test]
     fn recovers_a_known_similarity() {
         let (angle, scale, tx, ty) = (0.3f32, 1.7f32, 5.0f32, -3.0f32);
         let (c, s) = (angle.cos() * scale, angle.sin() * scale);
-        let src = TEMPLATE_112;
+        let src = template();
         let dst = src.map(|p| Point { x: c * p.x - s * p.y + tx, y: s * p.x + c * p.y + ty });
         let m = similarity_transform(&src, &dst).expect("non-degenerate");
         for (p, q) in src.iter().zip(&dst) {
@@ -93,13 +96,27 @@ mod tests {
 
     #[test]
     fn template_landmarks_map_onto_themselves() {
-        let m = similarity_transform(&TEMPLATE_112, &TEMPLATE_112).expect("non-degenerate");
+        let m = similarity_transform(&template(), &template()).expect("non-degenerate");
         let (x, y) = m.apply(10.0, 20.0);
         assert!((x - 10.0).abs() < 1e-4 && (y - 20.0).abs() < 1e-4);
     }
 
     #[test]
     fn degenerate_landmarks_are_refused() {
-        assert!(similarity_transform(&[Point { x: 3.0, y: 3.0 }; 5], &TEMPLATE_112).is_none());
+        assert!(similarity_transform(&[Point { x: 3.0, y: 3.0 }; 5], &template()).is_none());
+    }
+
+    #[test]
+    fn align_puts_the_landmarks_on_the_template() {
+        let image = RgbImage::from_fn(300, 200, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        // A face twice the template's size, shifted: it maps back onto the template exactly.
+        let landmarks = template().map(|p| Point { x: 2.0 * p.x + 40.0, y: 2.0 * p.y + 10.0 });
+        let face = Face { bbox: Default::default(), landmarks, score: 0.9 };
+        let aligned = align(&image, &face, &template(), 112, 112).expect("aligns");
+        assert_eq!(aligned.image().dimensions(), (112, 112));
+        for (p, q) in landmarks.iter().zip(template()) {
+            let (x, y) = aligned.transform().apply(p.x, p.y);
+            assert!((x - q.x).abs() < 1e-3 && (y - q.y).abs() < 1e-3, "({x}, {y}) vs {q:?}");
+        }
     }
 }

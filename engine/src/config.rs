@@ -47,6 +47,9 @@ pub struct EngineConfig {
     /// Model manifest; `None` uses the one compiled in.
     #[cfg_attr(feature = "clap", arg(long, env = "WAJAH_MANIFEST", global = true))]
     pub manifest: Option<PathBuf>,
+    /// Id of the manifest's `[[recognizer]]` to use; `None` uses its `default_recognizer`.
+    #[cfg_attr(feature = "clap", arg(long, env = "WAJAH_RECOGNIZER", global = true))]
+    pub recognizer: Option<String>,
     /// Threads inside one inference call.
     #[cfg_attr(
         feature = "clap",
@@ -97,6 +100,7 @@ impl EngineConfig {
             models_dir: root.join(".cache/models"),
             onnxruntime: root.join(".cache/onnxruntime").join(runtime),
             manifest: None,
+            recognizer: None,
             intra_threads: 1,
             sessions: 1,
             threshold: None,

@@ -53,7 +53,7 @@ impl FaceConfirmer {
         }
         let side = self.spec.input_size as usize;
         let per_face = side * side * 3;
-        let bgr = self.spec.colour_order == "bgr";
+        let order = self.spec.colour_order.rgb_indices();
         let mut input = vec![0f32; faces.len() * per_face];
         for (face, out) in faces.iter().zip(input.chunks_exact_mut(per_face)) {
             // The box made square around its centre, as MTCNN's stages crop, zero outside the photo.
@@ -66,9 +66,8 @@ impl FaceConfirmer {
                 let (x, y) = (i % side, i / side);
                 // Layout N x W x H x C when the model was trained on transposed images.
                 let at = if self.spec.transposed { (x * side + y) * 3 } else { i * 3 };
-                for c in 0..3 {
-                    let v = if bgr { p[2 - c] } else { p[c] };
-                    out[at + c] = (f32::from(v) - self.spec.mean) / self.spec.std;
+                for (c, &src) in order.iter().enumerate() {
+                    out[at + c] = (f32::from(p[src]) - self.spec.mean) / self.spec.std;
                 }
             }
         }

@@ -112,15 +112,13 @@ pub trait Detector: Send + Sync {
 }
 
 /// The YuNet detector (libfacedetection / OpenCV Zoo), decoded and suppressed as OpenCV's
-/// `FaceDetectorYN` does.
+/// `FaceDetectorYN` does, with the input, strides and thresholds of its manifest entry.
 pub struct YuNet {
     pool: SessionPool,
-    score_threshold: f32,
-    nms_threshold: f32,
+    spec: DetectorSpec,
+    input: String,
     top_k: usize,
 }
-
-const STRIDES: [usize; 3] = [8, 16, 32];
 
 impl YuNet {
     /// Loads the model file named by `spec` from `dir`, checking its sha256.
@@ -136,47 +134,52 @@ impl YuNet {
         let path = dir.join(&spec.file);
         let pool = SessionPool::load(env, &path, &spec.sha256, options)?;
         let (inputs, outputs) = pool.io_names()?;
-        let wanted = STRIDES.iter().flat_map(|s| ["cls", "obj", "bbox", "kps"].map(|k| format!("{k}_{s}")));
+        let wanted =
+            spec.strides.iter().flat_map(|s| ["cls", "obj", "bbox", "kps"].map(|k| format!("{k}_{s}")));
         for name in wanted {
             if !outputs.contains(&name) {
                 return Err(Error::Model {
                     path,
-                    reason: format!("no output named {name}; not a YuNet model"),
+                    reason: format!(
+                        "no output named {name}; not a YuNet model with strides {:?}",
+                        spec.strides
+                    ),
                 });
             }
         }
-        if inputs.len() != 1 {
+        let [input] = inputs.as_slice() else {
             return Err(Error::Model { path, reason: format!("expected one input, found {}", inputs.len()) });
-        }
-        Ok(Self {
-            pool,
-            score_threshold: spec.score_threshold,
-            nms_threshold: spec.nms_iou_threshold,
-            top_k: 5000,
-        })
+        };
+        Ok(Self { pool, spec: spec.clone(), input: input.clone(), top_k: 5000 })
     }
 }
 
 impl Detector for YuNet {
     fn detect(&self, image: &RgbImage) -> Result<Vec<Face>> {
+        let spec = &self.spec;
         let (w, h) = (image.width() as usize, image.height() as usize);
-        let (pw, ph) = (w.div_ceil(32) * 32, h.div_ceil(32) * 32);
+        let m = spec.stride_multiple as usize;
+        let (pw, ph) = (w.div_ceil(m) * m, h.div_ceil(m) * m);
         let plane = pw * ph;
-        // BGR, raw 0-255, NCHW, zero padding on the bottom and right.
+        // NCHW in the manifest's colour order, (v - mean) / std as v * scale - offset (exact for
+        // YuNet's raw 0-255), zero padding on the bottom and right.
+        let order = spec.colour_order.rgb_indices();
+        let scale = spec.std.map(|s| 1.0 / s);
+        let offset: [f32; 3] = std::array::from_fn(|c| spec.mean[c] * scale[c]);
         let mut input = vec![0f32; 3 * plane];
         for (y, row) in image.as_raw().chunks_exact(w * 3).enumerate() {
             for (x, p) in row.chunks_exact(3).enumerate() {
                 let i = y * pw + x;
-                input[i] = f32::from(p[2]);
-                input[plane + i] = f32::from(p[1]);
-                input[2 * plane + i] = f32::from(p[0]);
+                for (c, &src) in order.iter().enumerate() {
+                    input[c * plane + i] = f32::from(p[src]) * scale[c] - offset[c];
+                }
             }
         }
         let tensor = TensorRef::from_array_view(([1usize, 3, ph, pw], &input[..])).map_err(inference)?;
         let mut session = self.pool.get()?;
-        let outputs = session.run(ort::inputs!["input" => tensor]).map_err(inference)?;
+        let outputs = session.run(ort::inputs![self.input.as_str() => tensor]).map_err(inference)?;
         let mut candidates = Vec::new();
-        for stride in STRIDES {
+        for stride in spec.strides.iter().map(|&s| s as usize) {
             let get = |kind: &str| -> Result<&[f32]> {
                 let name = format!("{kind}_{stride}");
                 let value =
@@ -195,7 +198,7 @@ impl Detector for YuNet {
             let s = stride as f32;
             for idx in 0..n {
                 let score = (cls[idx].clamp(0.0, 1.0) * obj[idx].clamp(0.0, 1.0)).sqrt();
-                if score <= self.score_threshold {
+                if score <= spec.score_threshold {
                     continue;
                 }
                 let (r, c) = ((idx / cols) as f32, (idx % cols) as f32);
@@ -209,7 +212,7 @@ impl Detector for YuNet {
                 candidates.push(Face { bbox, landmarks, score });
             }
         }
-        Ok(nms(candidates, self.nms_threshold, self.top_k))
+        Ok(nms(candidates, spec.nms_iou_threshold, self.top_k))
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use ort::value::TensorRef;
 
 use crate::align::AlignedFace;
+use crate::detect::Point;
 use crate::embedding::Embedding;
 use crate::error::{Error, Result, inference};
 use crate::manifest::RecognizerSpec;
@@ -24,11 +25,14 @@ pub trait Embedder: Send + Sync {
     /// Crop size the model takes (width, height).
     fn input_size(&self) -> (u32, u32);
 
+    /// Where the five landmarks go in that crop (see [`crate::align`]).
+    fn alignment_template(&self) -> [Point; 5];
+
     /// Embedding dimension.
     fn dim(&self) -> usize;
 }
 
-/// An ArcFace-style recogniser on ONNX Runtime (SFace by default), configured by the manifest.
+/// An ArcFace-style recogniser on ONNX Runtime (SFace by default), configured by its manifest entry.
 pub struct OnnxEmbedder {
     pool: SessionPool,
     spec: RecognizerSpec,
@@ -64,7 +68,7 @@ impl OnnxEmbedder {
     fn run(&self, faces: &[&AlignedFace]) -> Result<Vec<Embedding>> {
         let [w, h] = self.spec.input_size.map(|v| v as usize);
         let plane = w * h;
-        let swap = self.spec.colour_order == "bgr";
+        let order = self.spec.colour_order.rgb_indices();
         let mut input = vec![0f32; faces.len() * 3 * plane];
         for (n, face) in faces.iter().enumerate() {
             let img = face.image();
@@ -77,8 +81,7 @@ impl OnnxEmbedder {
             }
             let base = n * 3 * plane;
             for (i, p) in img.as_raw().chunks_exact(3).enumerate() {
-                for c in 0..3 {
-                    let src = if swap { 2 - c } else { c };
+                for (c, &src) in order.iter().enumerate() {
                     input[base + c * plane + i] = (f32::from(p[src]) - self.spec.mean[c]) / self.spec.std[c];
                 }
             }
@@ -115,6 +118,10 @@ impl Embedder for OnnxEmbedder {
 
     fn input_size(&self) -> (u32, u32) {
         (self.spec.input_size[0], self.spec.input_size[1])
+    }
+
+    fn alignment_template(&self) -> [Point; 5] {
+        self.spec.template_points()
     }
 
     fn dim(&self) -> usize {

@@ -41,11 +41,12 @@ impl Engine {
             Some(path) => Manifest::load(path)?,
             None => Manifest::builtin()?,
         };
+        let recognizer = manifest.recognizer(config.recognizer.as_deref())?;
         runtime::read_verified(&config.onnxruntime, &manifest.runtime.sha256)?;
         let env = runtime::environment(&config.onnxruntime)?;
         let options = SessionOptions { intra_threads: config.intra_threads, sessions: config.sessions };
         let detector = YuNet::load(env, &config.models_dir, &manifest.detector, options)?;
-        let embedder = OnnxEmbedder::load(env, &config.models_dir, &manifest.recognizer, options)?;
+        let embedder = OnnxEmbedder::load(env, &config.models_dir, recognizer, options)?;
         let confirmer = FaceConfirmer::load(env, &config.models_dir, &manifest.confirmer, options)?;
         let calibrated = match &config.calibration {
             Some(path) => {
@@ -61,7 +62,7 @@ impl Engine {
             None => None,
         };
         // The one place the threshold is chosen: explicit setting > calibration > manifest.
-        let threshold = config.threshold.or(calibrated).unwrap_or(manifest.recognizer.threshold);
+        let threshold = config.threshold.or(calibrated).unwrap_or(recognizer.threshold);
         let finder = FaceFinder {
             detector: Box::new(detector),
             confirmer,
@@ -123,7 +124,7 @@ impl Engine {
     /// [`Error::InvalidArgument`] for degenerate landmarks.
     pub fn align(&self, image: &RgbImage, face: &Face) -> Result<AlignedFace> {
         let (w, h) = self.embedder.input_size();
-        align(image, face, w, h)
+        align(image, face, &self.embedder.alignment_template(), w, h)
     }
 
     /// Templates for aligned faces (batched through the recogniser).

@@ -48,7 +48,10 @@ pub use error::{Error, ErrorKind, Result};
 pub use gallery::{Candidate, Enrolled, Gallery, Identification, Verification};
 pub use index::{FaceIndex, IndexConfig, IndexKind, Match};
 pub use locate::FaceQuery;
-pub use manifest::{ConfirmerSpec, DetectorSpec, Manifest, RecognizerSpec, RuntimeSpec};
+pub use manifest::{
+    ColourOrder, ConfirmerSpec, DEFAULT_MANIFEST, DetectorKind, DetectorSpec, Manifest, RecognizerKind,
+    RecognizerSpec, RuntimeSpec,
+};
 pub use nik::{Nik, Sex};
 pub use quality::{QualityIssue, QualityReport, QualityThresholds};
 pub use similarity::{Hit, dot, dot_scalar, kernel_name, top_k};

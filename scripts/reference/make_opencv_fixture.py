@@ -2,9 +2,10 @@
 """Write the OpenCV reference fixture that wajah's tests compare against.
 
 For each listed testdata photo: cv2.imread (BGR, EXIF applied), cv2.FaceDetectorYN at the photo's own
-size (score 0.6, NMS 0.3, top-k 5000), then for every face cv2.FaceRecognizerSF.alignCrop + feature on
-the ORIGINAL model files from the pinned package (not wajah's rewritten copies), so the fixture also
-checks wajah's model fixes.
+size (the manifest's score and NMS thresholds, 0.6 and 0.3; top-k 5000), then for every face
+cv2.FaceRecognizerSF.alignCrop + feature on the ORIGINAL model files from the pinned package (not wajah's
+rewritten copies), so the fixture also checks wajah's model fixes. The detector and the default
+recogniser, their packaged names and sha256, come from models/manifest.toml.
 
 Usage: make_opencv_fixture.py [MODEL_DIR]   (default .cache/models/original, filled by `make setup`)
 Writes testdata/reference/opencv_yunet_sface.json.
@@ -13,6 +14,7 @@ Writes testdata/reference/opencv_yunet_sface.json.
 import hashlib
 import json
 import sys
+import tomllib
 from pathlib import Path
 
 import cv2
@@ -21,8 +23,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = ROOT / "testdata"
 OUT = TESTDATA / "reference" / "opencv_yunet_sface.json"
-DETECTOR = ("face_detection_yunet_2023mar_int8bq.onnx", "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10")
-RECOGNIZER = ("face_recognition_sface_2021dec_int8bq.onnx", "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee")
+MANIFEST = tomllib.loads((ROOT / "models" / "manifest.toml").read_text())
+DET = MANIFEST["detector"]
+REC = next(r for r in MANIFEST["recognizer"] if r["id"] == MANIFEST["default_recognizer"])
+# (packaged file name, its sha256): the files OpenCV runs.
+DETECTOR = (Path(DET["member"]).name, DET["original_sha256"])
+RECOGNIZER = (Path(REC["member"]).name, REC["original_sha256"])
+SCORE, NMS, TOP_K = DET["score_threshold"], DET["nms_iou_threshold"], 5000
 
 # Photos of different sizes and kinds: lossless (PNG, PGM, GIF), JPEGs from 150 px to 1600 px, several
 # multi-face photos.
@@ -63,7 +70,7 @@ def main() -> int:
         if img is None:
             sys.exit(f"OpenCV cannot read {rel}")
         h, w = img.shape[:2]
-        detector = cv2.FaceDetectorYN.create(str(model_dir / DETECTOR[0]), "", (w, h), 0.6, 0.3, 5000)
+        detector = cv2.FaceDetectorYN.create(str(model_dir / DETECTOR[0]), "", (w, h), SCORE, NMS, TOP_K)
         detector.setInputSize((w, h))
         _, found = detector.detect(img)
         faces = []
@@ -87,7 +94,7 @@ def main() -> int:
             "detector": {"file": DETECTOR[0], "sha256": DETECTOR[1]},
             "recognizer": {"file": RECOGNIZER[0], "sha256": RECOGNIZER[1]},
         },
-        "params": {"score_threshold": 0.6, "nms_threshold": 0.3, "top_k": 5000, "input": "native size"},
+        "params": {"score_threshold": SCORE, "nms_threshold": NMS, "top_k": TOP_K, "input": "native size"},
         "notes": "cv2.imread IMREAD_COLOR (BGR, EXIF applied, alpha dropped); FaceRecognizerSF.feature swaps "
                  "the BGR crop to RGB itself. Boxes are [x, y, w, h]; landmarks right eye, left eye, nose, "
                  "right and left mouth corners.",

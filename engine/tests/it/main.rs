@@ -4,6 +4,7 @@
 
 mod decode;
 mod index;
+mod manifest;
 mod pipeline;
 mod reference;
 mod store;
