@@ -10,7 +10,7 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("benches/ has a parent").to_path_buf()
 }
 
-/// A 512x512 crop-and-scale of a real photo (the size RECIPE.md's OpenCV figures use), and the
+/// A 512x512 crop-and-scale of a real photo (the size of the OpenCV figures in the shared recipe), and the
 /// original photo bytes.
 fn photos() -> Vec<(&'static str, Vec<u8>)> {
     ["identities/fr_obama/obama.jpg", "identities/df_jennifer/img53.jpg", "identities/of_carell/carell.jpg"]

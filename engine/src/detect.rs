@@ -111,13 +111,18 @@ pub trait Detector: Send + Sync {
     fn detect(&self, image: &RgbImage) -> Result<Vec<Face>>;
 }
 
+/// A face found again on its crop is the one whose box overlaps the expected box by more than this.
+const SAME_FACE_IOU: f32 = 0.5;
+
+/// Candidates kept (best first) before non-maximum suppression, as OpenCV's `FaceDetectorYN`.
+const NMS_TOP_K: usize = 5000;
+
 /// The YuNet detector (libfacedetection / OpenCV Zoo), decoded and suppressed as OpenCV's
 /// `FaceDetectorYN` does, with the input, strides and thresholds of its manifest entry.
 pub struct YuNet {
     pool: SessionPool,
     spec: DetectorSpec,
     input: String,
-    top_k: usize,
 }
 
 impl YuNet {
@@ -150,7 +155,7 @@ impl YuNet {
         let [input] = inputs.as_slice() else {
             return Err(Error::Model { path, reason: format!("expected one input, found {}", inputs.len()) });
         };
-        Ok(Self { pool, spec: spec.clone(), input: input.clone(), top_k: 5000 })
+        Ok(Self { pool, spec: spec.clone(), input: input.clone() })
     }
 }
 
@@ -212,7 +217,7 @@ impl Detector for YuNet {
                 candidates.push(Face { bbox, landmarks, score });
             }
         }
-        Ok(nms(candidates, spec.nms_iou_threshold, self.top_k))
+        Ok(nms(candidates, spec.nms_iou_threshold, NMS_TOP_K))
     }
 }
 
@@ -352,7 +357,7 @@ pub(crate) fn redetect(
         .detect(&crop)?
         .into_iter()
         .map(|f| (f.bbox.iou(&expected), f))
-        .filter(|(iou, _)| *iou > 0.5)
+        .filter(|(iou, _)| *iou > SAME_FACE_IOU)
         .max_by(|a, b| a.0.total_cmp(&b.0));
     Ok(best.map(|(_, f)| f.mapped(&back)))
 }

@@ -13,9 +13,7 @@ fn lines(path: &Path) -> usize {
 
 #[test]
 fn killed_halfway_and_restarted_every_row_exactly_once() {
-    let dir = std::env::temp_dir().join(format!("wajah-reverify-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = tempfile::tempdir().expect("temp dir");
     // 500 rows over the small dlib photos (a selfie and a KTP photo each), plus two bad rows.
     let photos: Vec<PathBuf> = std::fs::read_to_string(root().join("testdata/ORIGINS.csv"))
         .expect("origins")
@@ -31,9 +29,9 @@ fn killed_halfway_and_restarted_every_row_exactly_once() {
     }
     csv.push_str("broken-row-without-photo\n");
     csv.push_str("row-missing-file,/nonexistent/selfie.jpg,/nonexistent/ktp.jpg\n");
-    let input = dir.join("rows.csv");
+    let input = dir.path().join("rows.csv");
     std::fs::write(&input, csv).expect("input");
-    let output = dir.join("out.jsonl");
+    let output = dir.path().join("out.jsonl");
     let (i, o) = (input.to_str().expect("utf-8"), output.to_str().expect("utf-8"));
 
     let mut child = wajah(&["reverify", "--input", i, "--output", o])
@@ -68,5 +66,4 @@ fn killed_halfway_and_restarted_every_row_exactly_once() {
     }
     assert_eq!(seen.len(), 502, "500 rows plus the two bad ones, each once");
     assert_eq!(summary["errors"], 2, "{summary}");
-    std::fs::remove_dir_all(dir).ok();
 }

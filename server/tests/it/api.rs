@@ -144,7 +144,6 @@ fn registration_flow_enrol_verify_identify_delete_and_restart() {
     );
     assert_eq!(reply.code(), "not_enrolled");
     drop(server);
-    std::fs::remove_dir_all(dir).ok();
 }
 
 /// A photo whose only face is real but tiny (eye distance under the 16 px minimum).
@@ -162,9 +161,8 @@ fn tiny_face_png() -> Vec<u8> {
 fn every_error_code_from_a_real_request() {
     let dir = data_dir("errors");
     // A template from another model, stored before the server starts, with the server's key.
-    std::fs::create_dir_all(&dir).expect("dir");
-    let key = wajah::TemplateKey::create(&dir.join("template.key")).expect("key");
-    let store = wajah::SqliteStore::open(&dir.join("templates.db"), vec![key]).expect("store");
+    let key = wajah::TemplateKey::create(&dir.path().join("template.key")).expect("key");
+    let store = wajah::SqliteStore::open(&dir.path().join("templates.db"), vec![key]).expect("store");
     let embedding = wajah::Embedding::from_raw(vec![1.0; 128]).expect("unit");
     wajah::TemplateStore::upsert(
         &store,
@@ -287,5 +285,4 @@ fn every_error_code_from_a_real_request() {
     assert_eq!(shed[0].code(), "overloaded");
     assert_eq!(shed[0].headers.get("retry-after").map(String::as_str), Some("1"));
     drop(server);
-    std::fs::remove_dir_all(dir).ok();
 }

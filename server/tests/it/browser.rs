@@ -119,7 +119,7 @@ impl Drop for Driver {
 fn console_compares_two_uploaded_photos_in_headless_chromium() {
     let dir = data_dir("browser");
     let server = Server::start(config(&dir));
-    let driver = Driver::start(&dir.join("chromium-profile"));
+    let driver = Driver::start(&dir.path().join("chromium-profile"));
     driver.session("POST", "/url", Some(json!({ "url": format!("http://{}/", server.addr) })));
     driver.type_into("#key", KEY);
 
@@ -148,5 +148,4 @@ fn console_compares_two_uploaded_photos_in_headless_chromium() {
     assert_eq!(upload("fr_obama/obama.jpg", "fr_biden/biden.jpg"), "NO MATCH");
     drop(driver);
     drop(server);
-    std::fs::remove_dir_all(dir).ok();
 }

@@ -25,18 +25,15 @@ pub fn photo(rel: &str) -> Vec<u8> {
     std::fs::read(root().join("testdata").join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// A fresh data directory.
-pub fn data_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wajah-server-it-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("data dir");
-    dir
+/// A fresh data directory, removed when dropped (also when the test fails).
+pub fn data_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("wajah-server-it-{name}-")).tempdir().expect("data dir")
 }
 
-pub fn config(data: &Path) -> Config {
+pub fn config(data: impl AsRef<Path>) -> Config {
     Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: data.to_path_buf(),
+        data_dir: data.as_ref().to_path_buf(),
         api_key_sha256: vec![hex::encode(Sha256::digest(KEY))],
         engine: EngineConfig { ..EngineConfig::in_dir(&root()) },
         ..Config::default()

@@ -53,7 +53,6 @@ async fn public_paths_protected_paths_metrics_and_openapi() {
     let (_, metrics) = get(&state, "/metrics", Some(KEY)).await;
     assert!(metrics.contains("wajah_requests_total{route=\"/healthz\",status=\"200\"} 1"), "{metrics}");
     assert!(metrics.contains("wajah_request_seconds_bucket"));
-    std::fs::remove_dir_all(dir).ok();
 }
 
 /// The codes listed under README's "Error codes" heading are exactly the codes the service gives.

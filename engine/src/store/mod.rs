@@ -1,0 +1,91 @@
+//! Enrolled templates at rest: the [`TemplateStore`] trait and its SQLite backend.
+//!
+//! Templates are biometric data and NIKs personal data (UU PDP 27/2022). Nothing identifying is
+//! stored in clear: a row is found by a keyed hash of its subject (HMAC-SHA256), and the subject,
+//! the template, the photo's hash and its quality summary are sealed together with AES-256-GCM.
+//! Keys come from files, never from the database; each row records the id of the key that sealed
+//! it, and its lookup hash and model are bound to the ciphertext, so a row cannot be moved.
+
+mod seal;
+mod sqlite;
+
+use serde::{Deserialize, Serialize};
+
+use crate::embedding::Template;
+use crate::error::Result;
+
+pub use seal::TemplateKey;
+pub use sqlite::SqliteStore;
+
+/// One enrolled subject.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Enrollment {
+    /// Subject id (for IKD, the NIK).
+    pub subject: String,
+    /// The template and its model id.
+    pub template: Template,
+    /// Capture-quality summary of the enrolment photo (JSON).
+    pub quality: serde_json::Value,
+    /// sha256 (hex) of the enrolment photo's bytes.
+    pub photo_sha256: String,
+    /// First enrolment, unix milliseconds.
+    pub created_ms: i64,
+    /// Last change, unix milliseconds.
+    pub updated_ms: i64,
+}
+
+/// What an upsert did.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Upsert {
+    /// The subject was not enrolled.
+    Created,
+    /// The subject's earlier enrolment was replaced.
+    Replaced,
+    /// The same photo was enrolled again with the same model: nothing changed.
+    Unchanged,
+}
+
+/// Where enrolments live. Implementations are shared between threads.
+pub trait TemplateStore: Send + Sync {
+    /// Inserts or replaces one enrolment.
+    ///
+    /// # Errors
+    /// [`Error::Store`] or [`Error::Crypto`].
+    fn upsert(&self, enrollment: &Enrollment) -> Result<Upsert> {
+        Ok(self.upsert_many(std::slice::from_ref(enrollment))?.remove(0))
+    }
+
+    /// Inserts or replaces several enrolments atomically: all or none.
+    ///
+    /// # Errors
+    /// [`Error::Store`] or [`Error::Crypto`].
+    fn upsert_many(&self, enrollments: &[Enrollment]) -> Result<Vec<Upsert>>;
+
+    /// The subject's enrolment, which must have been made by `model`.
+    ///
+    /// # Errors
+    /// [`Error::NotEnrolled`]; [`Error::ModelMismatch`] when it was made by another model;
+    /// [`Error::Crypto`] when it cannot be decrypted (wrong key, or tampered).
+    fn get(&self, subject: &str, model: &str) -> Result<Enrollment>;
+
+    /// Erases the subject's enrolment, leaving no trace of it in the store's files; false if there
+    /// was none.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    fn delete(&self, subject: &str) -> Result<bool>;
+
+    /// Number of enrolments (all models).
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    fn count(&self) -> Result<usize>;
+
+    /// Every enrolment made by `model`, decrypted, ordered by subject (for building a search index).
+    ///
+    /// # Errors
+    /// [`Error::Store`] or [`Error::Crypto`].
+    fn all(&self, model: &str) -> Result<Vec<Enrollment>>;
+}
