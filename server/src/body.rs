@@ -1,5 +1,8 @@
 //! Request bodies: one typed request from multipart/form-data (photos as file parts) or JSON
 //! (photos as base64 strings). A field given twice, or one the route does not take, is refused.
+//!
+//! Memory is admitted before it is spent: an admission slot is taken before the first byte of the
+//! body is read (503 when none is free), and the whole body must arrive within `body_timeout`.
 
 use std::collections::HashMap;
 
@@ -7,12 +10,14 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::api::{CompareRequest, DetectRequest, EnrollRequest, IdentifyRequest, PhotoBytes, VerifyRequest};
 use crate::error::ApiError;
+use crate::state::AppState;
 
-/// A request body of type `T`, from either encoding.
-pub struct Body<T>(pub T);
+/// A request body of type `T`, from either encoding, and the admission slot it was read under.
+pub struct Body<T>(pub T, pub OwnedSemaphorePermit);
 
 /// Multipart fields by name, taken one by one; what is left over is an error.
 pub struct Parts(HashMap<String, Vec<u8>>);
@@ -117,41 +122,46 @@ fn essence(content_type: &str) -> String {
     content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
 }
 
-impl<S: Send + Sync, T: DeserializeOwned + FromParts> FromRequest<S> for Body<T> {
+impl<T: DeserializeOwned + FromParts + Send> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type =
-            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        match essence(content_type).as_str() {
-            "multipart/form-data" => {
-                let mut multipart = Multipart::from_request(req, state)
-                    .await
-                    .map_err(|e| too_large_or_bad(e.status(), e.body_text()))?;
-                let mut fields = HashMap::new();
-                while let Some(field) =
-                    multipart.next_field().await.map_err(|e| too_large_or_bad(e.status(), e.body_text()))?
-                {
-                    let name = field.name().unwrap_or_default().to_string();
-                    if fields.contains_key(&name) {
-                        return Err(ApiError::BadRequest(format!("the field `{name}` is given twice")));
-                    }
-                    let bytes =
-                        field.bytes().await.map_err(|e| too_large_or_bad(e.status(), e.body_text()))?;
-                    fields.insert(name, bytes.to_vec());
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let admitted = state.admit()?;
+        let value = tokio::time::timeout(state.body_timeout, read(req))
+            .await
+            .map_err(|_| ApiError::BodyTimeout)??;
+        Ok(Body(value, admitted))
+    }
+}
+
+/// The request's body as a `T`, from multipart/form-data or JSON.
+async fn read<T: DeserializeOwned + FromParts>(req: Request) -> Result<T, ApiError> {
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    match essence(content_type).as_str() {
+        "multipart/form-data" => {
+            let mut multipart = Multipart::from_request(req, &())
+                .await
+                .map_err(|e| too_large_or_bad(e.status(), e.body_text()))?;
+            let mut fields = HashMap::new();
+            while let Some(field) =
+                multipart.next_field().await.map_err(|e| too_large_or_bad(e.status(), e.body_text()))?
+            {
+                let name = field.name().unwrap_or_default().to_string();
+                if fields.contains_key(&name) {
+                    return Err(ApiError::BadRequest(format!("the field `{name}` is given twice")));
                 }
-                T::from_parts(Parts(fields)).map(Body)
+                let bytes = field.bytes().await.map_err(|e| too_large_or_bad(e.status(), e.body_text()))?;
+                fields.insert(name, bytes.to_vec());
             }
-            "application/json" => {
-                let body = Bytes::from_request(req, state)
-                    .await
-                    .map_err(|e| too_large_or_bad(e.status(), e.body_text()))?;
-                serde_json::from_slice(&body)
-                    .map(Body)
-                    .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
-            }
-            _ => Err(ApiError::UnsupportedMediaType),
+            T::from_parts(Parts(fields))
         }
+        "application/json" => {
+            let body = Bytes::from_request(req, &())
+                .await
+                .map_err(|e| too_large_or_bad(e.status(), e.body_text()))?;
+            serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+        }
+        _ => Err(ApiError::UnsupportedMediaType),
     }
 }
 

@@ -17,6 +17,7 @@ use wajah::{EngineConfig, IndexConfig};
 const WORKERS: std::ops::RangeInclusive<usize> = 1..=64;
 const MAX_BODY_MIB: std::ops::RangeInclusive<usize> = 1..=100;
 const TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=600;
+const CONNECTIONS: std::ops::RangeInclusive<usize> = 8..=100_000;
 
 /// The service's settings.
 #[derive(Clone, Debug, Parser, Serialize, Deserialize)]
@@ -49,9 +50,18 @@ pub struct Config {
     /// Largest request body, in MiB [default: 15].
     #[arg(long, env = "WAJAH_MAX_BODY_MIB", required = false)]
     pub max_body_mib: usize,
-    /// Per-request time limit, in seconds [default: 30].
+    /// Per-request time limit for the work once the body is in, in seconds [default: 30].
     #[arg(long, env = "WAJAH_REQUEST_TIMEOUT_SECS", required = false)]
     pub request_timeout_secs: u64,
+    /// Time a client has to send its request headers, in seconds [default: 10].
+    #[arg(long, env = "WAJAH_HEADER_TIMEOUT_SECS", required = false)]
+    pub header_timeout_secs: u64,
+    /// Time a client has to send its whole request body, in seconds [default: 20].
+    #[arg(long, env = "WAJAH_BODY_TIMEOUT_SECS", required = false)]
+    pub body_timeout_secs: u64,
+    /// Connections served at once (kept below the open-file limit) [default: 1024].
+    #[arg(long, env = "WAJAH_MAX_CONNECTIONS", required = false)]
+    pub max_connections: usize,
     /// The engine (models, threshold, calibration): the same flags and variables as `wajah`.
     #[command(flatten)]
     pub engine: EngineConfig,
@@ -72,6 +82,9 @@ impl Default for Config {
             workers: 2,
             max_body_mib: 15,
             request_timeout_secs: 30,
+            header_timeout_secs: 10,
+            body_timeout_secs: 20,
+            max_connections: 1024,
             engine: EngineConfig::default(),
             index: IndexConfig::default(),
         }
@@ -138,6 +151,19 @@ impl Config {
             TIMEOUT_SECS.contains(&self.request_timeout_secs),
             "request_timeout_secs = {} must be within {TIMEOUT_SECS:?}",
             self.request_timeout_secs
+        );
+        for (name, value) in
+            [("header_timeout_secs", self.header_timeout_secs), ("body_timeout_secs", self.body_timeout_secs)]
+        {
+            anyhow::ensure!(
+                TIMEOUT_SECS.contains(&value),
+                "{name} = {value} must be within {TIMEOUT_SECS:?}"
+            );
+        }
+        anyhow::ensure!(
+            CONNECTIONS.contains(&self.max_connections),
+            "max_connections = {} must be within {CONNECTIONS:?}",
+            self.max_connections
         );
         for hash in &self.api_key_sha256 {
             anyhow::ensure!(

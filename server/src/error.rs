@@ -28,6 +28,8 @@ pub enum ApiError {
     Overloaded,
     /// The request ran out of time.
     Timeout,
+    /// The client did not send its body in time.
+    BodyTimeout,
     /// An internal failure outside the engine (a task panicked).
     Internal(String),
 }
@@ -60,6 +62,7 @@ const SERVICE_CODES: &[&str] = &[
     "method_not_allowed",
     "overloaded",
     "timeout",
+    "body_timeout",
     "internal",
 ];
 
@@ -110,6 +113,11 @@ impl ApiError {
             ApiError::Timeout => {
                 (StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long".into())
             }
+            ApiError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "the request body did not arrive in time".into(),
+            ),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into()),
         }
     }

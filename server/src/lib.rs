@@ -10,11 +10,12 @@ pub mod error;
 pub mod metrics;
 mod openapi;
 mod routes;
+mod serve;
 pub mod state;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -22,9 +23,9 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -32,6 +33,7 @@ use utoipa_axum::routes;
 
 pub use config::Config;
 pub use error::ApiError;
+pub use serve::{serve, shutdown_signal};
 pub use state::AppState;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -44,8 +46,7 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(routes::verify))
         .routes(routes!(routes::compare))
         .routes(routes!(routes::identify))
-        .routes(routes!(routes::detect))
-        .route_layer(middleware::from_fn_with_state(state.clone(), shed_early));
+        .routes(routes!(routes::detect));
     let operations = OpenApiRouter::new().routes(routes!(routes::metrics));
     let (router, mut description) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(routes::healthz))
@@ -62,6 +63,19 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(span).on_request(()).on_response(()))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), Sequential))
@@ -118,16 +132,6 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
     }
 }
 
-/// Sheds load before the body is read when every admission slot is taken: a 503 then costs
-/// almost nothing, so a flood of retries cannot starve the requests being served. (`AppState::run`
-/// still enforces the limit exactly.)
-async fn shed_early(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if state.admission.available_permits() == 0 {
-        return ApiError::Overloaded.into_response();
-    }
-    next.run(request).await
-}
-
 /// Metrics per route and status, and one log line per served request. Sheds (503) and refusals
 /// (401) are counted, and logged at debug level only: a flood must not flood the log.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -163,7 +167,8 @@ async fn json_errors(response: Response) -> Response {
         StatusCode::NOT_FOUND => ApiError::NotFound,
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
         StatusCode::UNAUTHORIZED => ApiError::Unauthorized,
-        StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE => ApiError::Timeout,
+        StatusCode::REQUEST_TIMEOUT => ApiError::BodyTimeout,
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::Timeout,
         s if s.is_client_error() => {
             ApiError::BadRequest(s.canonical_reason().unwrap_or("bad request").into())
         }
@@ -171,44 +176,3 @@ async fn json_errors(response: Response) -> Response {
     }
     .into_response()
 }
-
-/// Serves `state` on `listener` until `shutdown` resolves, then lets requests in flight finish.
-///
-/// # Errors
-/// When the server fails.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let ready = state.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            ready.set_not_ready();
-            tracing::info!("shutting down: finishing requests in flight");
-        })
-        .await
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-}
-
-/// How long a client may take to send its request headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);

@@ -30,12 +30,12 @@ use crate::state::AppState;
     ))]
 pub async fn enroll(
     State(state): State<AppState>,
-    Body(request): Body<EnrollRequest>,
+    Body(request, admitted): Body<EnrollRequest>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let nik = Nik::parse(&request.nik)?;
     let subject = nik.as_str().to_string();
-    let enrolled = state.run(move |s| Ok(s.gallery.enroll(&subject, &request.photo.0)?)).await?;
+    let enrolled = state.run(admitted, move |s| Ok(s.gallery.enroll(&subject, &request.photo.0)?)).await?;
     state.metrics.stages(&enrolled.analysis.timings);
     tracing::info!(nik = %nik, outcome = ?enrolled.outcome, "enrolled");
     let status = if enrolled.outcome == Upsert::Created { StatusCode::CREATED } else { StatusCode::OK };
@@ -61,12 +61,13 @@ pub async fn enroll(
     ))]
 pub async fn verify(
     State(state): State<AppState>,
-    Body(request): Body<VerifyRequest>,
+    Body(request, admitted): Body<VerifyRequest>,
 ) -> Result<Json<VerificationAnswer>, ApiError> {
     let started = Instant::now();
     let nik = Nik::parse(&request.nik)?;
     let subject = nik.as_str().to_string();
-    let verification = state.run(move |s| Ok(s.gallery.verify(&subject, &request.selfie.0)?)).await?;
+    let verification =
+        state.run(admitted, move |s| Ok(s.gallery.verify(&subject, &request.selfie.0)?)).await?;
     let (decision, analysis) = (verification.decision, &verification.analysis);
     state.metrics.stages(&analysis.timings);
     state.metrics.decision("verify", decision.matched);
@@ -96,12 +97,12 @@ fn png_base64(image: &image::RgbImage) -> String {
     ))]
 pub async fn compare(
     State(state): State<AppState>,
-    Body(request): Body<CompareRequest>,
+    Body(request, admitted): Body<CompareRequest>,
 ) -> Result<Json<CompareAnswer>, ApiError> {
     let started = Instant::now();
     let (a, b, crops) = (request.photo_a.0, request.photo_b.0, request.include_crops);
     let (decision, fa, fb) = state
-        .run(move |s| {
+        .run(admitted, move |s| {
             let engine = s.gallery.engine();
             let (fa, fb) = (engine.analyze(&a)?, engine.analyze(&b)?);
             Ok((engine.compare(&fa.template, &fb.template)?, fa, fb))
@@ -132,14 +133,14 @@ pub async fn compare(
     ))]
 pub async fn identify(
     State(state): State<AppState>,
-    Body(request): Body<IdentifyRequest>,
+    Body(request, admitted): Body<IdentifyRequest>,
 ) -> Result<Json<IdentificationAnswer>, ApiError> {
     let started = Instant::now();
     let k = request.k;
     if !(1..=MAX_K).contains(&k) {
         return Err(ApiError::BadRequest(format!("`k` must be within 1..={MAX_K}")));
     }
-    let found = state.run(move |s| Ok(s.gallery.identify(&request.photo.0, k)?)).await?;
+    let found = state.run(admitted, move |s| Ok(s.gallery.identify(&request.photo.0, k)?)).await?;
     let analysis = &found.analysis;
     state.metrics.stages(&analysis.timings);
     state.metrics.decision("identify", found.candidates.first().is_some_and(|c| c.decision.matched));
@@ -172,9 +173,9 @@ pub async fn identify(
     ))]
 pub async fn detect(
     State(state): State<AppState>,
-    Body(request): Body<DetectRequest>,
+    Body(request, admitted): Body<DetectRequest>,
 ) -> Result<Json<DetectionAnswer>, ApiError> {
-    let d = state.run(move |s| Ok(s.gallery.engine().detect(&request.photo.0)?)).await?;
+    let d = state.run(admitted, move |s| Ok(s.gallery.engine().detect(&request.photo.0)?)).await?;
     Ok(Json(DetectionAnswer { width: d.width, height: d.height, faces: d.faces }))
 }
 
@@ -188,7 +189,7 @@ pub async fn detect(
 pub async fn delete(State(state): State<AppState>, Path(nik): Path<String>) -> Result<StatusCode, ApiError> {
     let nik = Nik::parse(&nik)?;
     let subject = nik.as_str().to_string();
-    let deleted = state.run(move |s| Ok(s.gallery.delete(&subject)?)).await?;
+    let deleted = state.run(state.admit()?, move |s| Ok(s.gallery.delete(&subject)?)).await?;
     tracing::info!(nik = %nik, deleted, "enrolment deleted");
     if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::Engine(wajah::Error::NotEnrolled)) }
 }
@@ -226,7 +227,28 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+const CONSOLE: &str = include_str!("../static/index.html");
+
+/// The console's Content-Security-Policy: its one inline script and style by hash, nothing else
+/// inline, no frames, requests only to this origin.
+fn console_policy() -> &'static str {
+    static POLICY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    POLICY.get_or_init(|| {
+        let hash = |open: &str, close: &str| {
+            let inner = CONSOLE.split_once(open).and_then(|(_, rest)| rest.split_once(close)).map_or("", |p| p.0);
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(inner.as_bytes());
+            format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest))
+        };
+        format!(
+            "default-src 'none'; script-src {}; style-src {}; img-src 'self' data: blob:; connect-src 'self'; \
+             form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+            hash("<script>", "</script>"),
+            hash("<style>", "</style>")
+        )
+    })
+}
+
 /// The operator console.
-pub async fn console() -> Html<&'static str> {
-    Html(include_str!("../static/index.html"))
+pub async fn console() -> Response {
+    ([(axum::http::header::CONTENT_SECURITY_POLICY, console_policy())], Html(CONSOLE)).into_response()
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wajah::{Engine, Gallery, SqliteStore, TemplateKey};
 
 use crate::config::Config;
@@ -28,8 +28,14 @@ pub struct Inner {
     pub admission: Arc<Semaphore>,
     /// Inferences running at once.
     pub workers: Arc<Semaphore>,
-    /// Per-request time limit.
+    /// Per-request time limit for the work.
     pub timeout: Duration,
+    /// Time a client has to send its headers.
+    pub header_timeout: Duration,
+    /// Time a client has to send its body.
+    pub body_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
     /// sha256 of accepted API keys.
     pub api_keys: Vec<[u8; 32]>,
     /// Metrics.
@@ -85,6 +91,9 @@ impl AppState {
             admission: Arc::new(Semaphore::new(config.workers * QUEUE_PER_WORKER)),
             workers: Arc::new(Semaphore::new(config.workers)),
             timeout: Duration::from_secs(config.request_timeout_secs),
+            header_timeout: Duration::from_secs(config.header_timeout_secs),
+            body_timeout: Duration::from_secs(config.body_timeout_secs),
+            max_connections: config.max_connections,
             api_keys,
             metrics: Metrics::default(),
             max_body: config.max_body_mib << 20,
@@ -111,16 +120,25 @@ impl AppState {
             .fold(false, |ok, k| ok | (k.iter().zip(&digest).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0))
     }
 
-    /// Runs `f` on the blocking pool: admission (shed with 503 when full), a worker slot, and the
-    /// request time limit.
+    /// An admission slot, taken before a request's body is read; 503 `overloaded` when all are
+    /// taken, so memory for bodies is bounded by the slots.
     ///
     /// # Errors
-    /// `Overloaded`, `Timeout`, `Internal` if the task panicked, or what `f` returns.
+    /// `Overloaded`.
+    pub fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.admission.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded)
+    }
+
+    /// Runs `f` on the blocking pool, holding the request's admission slot, once a worker is free,
+    /// within the request time limit.
+    ///
+    /// # Errors
+    /// `Timeout`, `Internal` if the task panicked, or what `f` returns.
     pub async fn run<T: Send + 'static>(
         &self,
+        admitted: OwnedSemaphorePermit,
         f: impl FnOnce(&Inner) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let admitted = self.admission.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded)?;
         let state = self.clone();
         let work = async move {
             let slot = state.workers.clone().acquire_owned().await.map_err(|_| ApiError::Overloaded)?;

@@ -3,6 +3,7 @@
 
 mod api;
 mod browser;
+mod hardening;
 mod router;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,146 @@
+//! Findings of the hardening review, each over a real socket: slow clients, admission before
+//! bodies, request parsing, headers and error bodies.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::{KEY, Server, config, data_dir, http, multipart, nik, photo, post_json};
+
+/// Opens a connection and sends `bytes`, then nothing more.
+fn stall(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.write_all(bytes).expect("write");
+    stream
+}
+
+/// True when the server closes `stream` (possibly after an answer) within `limit`.
+fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    stream.set_read_timeout(Some(limit)).expect("timeout");
+    let mut buf = [0u8; 4096];
+    let started = Instant::now();
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return started.elapsed() < limit,
+        }
+    }
+}
+
+#[test]
+fn half_sent_requests_are_closed_and_others_still_served() {
+    let dir = data_dir("slow-headers");
+    let mut cfg = config(&dir);
+    cfg.header_timeout_secs = 1;
+    cfg.max_connections = 16;
+    let server = Server::start(cfg);
+    // More half-sent request lines than the server has connection slots.
+    let mut stalled: Vec<TcpStream> =
+        (0..40).map(|_| stall(server.addr, b"GET /healthz HTTP/1.1\r\nHo")).collect();
+    // A normal request is still answered: it waits at most for a header deadline to free a slot.
+    let started = Instant::now();
+    let reply = http(server.addr, "GET", "/healthz", &[], b"");
+    assert_eq!(reply.status, 200);
+    assert!(started.elapsed() < Duration::from_secs(8), "healthz took {:?}", started.elapsed());
+    // Every stalled connection is closed by the server.
+    for (i, s) in stalled.iter_mut().enumerate() {
+        assert!(closed_within(s, Duration::from_secs(10)), "stalled connection {i} still open");
+    }
+}
+
+#[test]
+fn stalled_uploads_time_out_and_bodies_are_admitted_before_they_are_read() {
+    let dir = data_dir("slow-bodies");
+    let mut cfg = config(&dir);
+    cfg.body_timeout_secs = 2;
+    cfg.workers = 1; // twelve admission slots
+    let server = Server::start(cfg);
+    let head = format!(
+        "POST /v1/compare HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{{\"photo_a\": \""
+    );
+    let mut uploads: Vec<TcpStream> = (0..12).map(|_| stall(server.addr, head.as_bytes())).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // Every slot holds a stalled upload: the next request is shed at once, before its body.
+    let started = Instant::now();
+    let shed = post_json(server.addr, "/v1/compare", &json!({ "photo_a": "", "photo_b": "" }));
+    assert_eq!((shed.status, shed.code().as_str()), (503, "overloaded"));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // The stalled uploads are answered 408 body_timeout and closed.
+    for upload in &mut uploads {
+        upload.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let mut answer = Vec::new();
+        let _ = upload.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 408") && text.contains("body_timeout"), "{text}");
+    }
+    // With the slots free again, work is served.
+    let face = base64_photo("identities/fr_obama/obama.jpg");
+    let reply = post_json(server.addr, "/v1/compare", &json!({ "photo_a": face, "photo_b": face }));
+    assert_eq!(reply.status, 200, "{:?}", reply.json());
+}
+
+fn base64_photo(rel: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(photo(rel))
+}
+
+#[test]
+fn parsing_headers_and_error_bodies() {
+    let dir = data_dir("parsing");
+    let server = Server::start(config(&dir));
+    let addr = server.addr;
+    let face = photo("identities/fr_obama/obama.jpg");
+    let n = nik(3);
+    let send =
+        |headers: &[(&str, String)], body: &[u8]| http(addr, "POST", "/v1/verifications", headers, body);
+    // A field given twice is refused, in multipart and in JSON.
+    let (ct, body) = multipart(&[
+        ("nik", n.as_bytes(), false),
+        ("nik", nik(4).as_bytes(), false),
+        ("selfie", &face, true),
+    ]);
+    let reply = send(&[("Content-Type", ct), ("Authorization", format!("Bearer {KEY}"))], &body);
+    assert_eq!((reply.status, reply.code().as_str()), (400, "bad_request"), "{:?}", reply.json());
+    assert!(reply.json()["error"]["message"].as_str().unwrap_or_default().contains("twice"));
+    let dup = format!(r#"{{"nik":"{n}","nik":"{}","selfie":""}}"#, nik(4));
+    let reply = send(
+        &[("Content-Type", "application/json".into()), ("Authorization", format!("Bearer {KEY}"))],
+        dup.as_bytes(),
+    );
+    assert_eq!((reply.status, reply.code().as_str()), (400, "bad_request"));
+    // The auth scheme is case-insensitive; X-Api-Key works; media types are compared whole.
+    let body = json!({ "nik": n, "selfie": base64_photo("identities/fr_obama/obama.jpg") }).to_string();
+    for auth in [
+        ("Authorization", format!("bearer {KEY}")),
+        ("Authorization", format!("BEARER {KEY}")),
+        ("X-Api-Key", KEY.to_string()),
+    ] {
+        let reply = send(
+            &[("Content-Type", "APPLICATION/JSON; charset=utf-8".into()), auth.clone()],
+            body.as_bytes(),
+        );
+        assert_eq!((reply.status, reply.code().as_str()), (404, "not_enrolled"), "{auth:?}");
+    }
+    let reply = send(
+        &[("Content-Type", "application/jsonx".into()), ("Authorization", format!("Bearer {KEY}"))],
+        body.as_bytes(),
+    );
+    assert_eq!(reply.code(), "unsupported_media_type");
+    // 404 and 405 answer the JSON error body.
+    let reply = http(addr, "GET", "/v1/nowhere", &[("Authorization", format!("Bearer {KEY}"))], b"");
+    assert_eq!((reply.status, reply.code().as_str()), (404, "not_found"));
+    let reply = http(addr, "GET", "/v1/verifications", &[("Authorization", format!("Bearer {KEY}"))], b"");
+    assert_eq!((reply.status, reply.code().as_str()), (405, "method_not_allowed"));
+    // A client's request id is not echoed (it may carry a NIK): ours is.
+    let reply = http(addr, "GET", "/healthz", &[("X-Request-Id", n.clone())], b"");
+    let id = reply.headers.get("x-request-id").cloned().unwrap_or_default();
+    assert!(!id.is_empty() && !id.contains(&n), "request id {id:?}");
+    // Without a key: readiness says nothing about enrolments, metrics are refused.
+    let ready = http(addr, "GET", "/readyz", &[], b"").json();
+    assert!(ready.get("enrolled").is_none(), "{ready}");
+    assert_eq!(http(addr, "GET", "/metrics", &[], b"").status, 401);
+}
