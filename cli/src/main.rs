@@ -13,7 +13,7 @@ use imageproc::rect::Rect;
 use serde_json::{Value, json};
 use wajah::{
     Engine, EngineConfig, Face, FaceAnalysis, FacePolicy, FaceQuery, Gallery, IndexConfig, IndexKind,
-    SqliteStore, TemplateKey,
+    SqliteStore, TemplateKey, TemplateStore,
 };
 
 mod calibrate;
@@ -89,6 +89,35 @@ enum Command {
         #[arg(long)]
         key: Option<PathBuf>,
     },
+    /// Maintain a template database (safe while the service runs on it).
+    Store {
+        /// The database (the server's <data_dir>/templates.db).
+        #[arg(long)]
+        store: PathBuf,
+        /// The current template key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Older key files whose rows must still be readable.
+        #[arg(long = "old-key")]
+        old_keys: Vec<PathBuf>,
+        #[command(subcommand)]
+        action: StoreAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreAction {
+    /// A consistent copy of the database while it is in use (restore: stop the service, put the
+    /// copy in place of templates.db, start it).
+    Backup {
+        /// Where to write the copy (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Seal every row again with `--key`, after a key rotation (give the old keys with `--old-key`).
+    Reseal,
+    /// Check the database file's integrity and count the enrolments.
+    Check,
 }
 
 /// The engine's settings: the same flags and `WAJAH_*` variables as `wajah-server`, over the
@@ -131,6 +160,24 @@ fn main() -> Result<()> {
                 _ => None,
             };
             reverify::run(&engine, input, output, gallery.as_ref())?
+        }
+        Command::Store { store, key, old_keys, action } => {
+            let mut keys = vec![TemplateKey::load(key)?];
+            for old in old_keys {
+                keys.push(TemplateKey::load(old)?);
+            }
+            let store = SqliteStore::open(store, keys)?;
+            match action {
+                StoreAction::Backup { to } => {
+                    store.backup(to)?;
+                    json!({ "backup": to, "enrolments": store.count()? })
+                }
+                StoreAction::Reseal => json!({ "resealed": store.reseal()?, "enrolments": store.count()? }),
+                StoreAction::Check => {
+                    store.integrity_check()?;
+                    json!({ "integrity": "ok", "enrolments": store.count()? })
+                }
+            }
         }
     };
     print_json(&out)

@@ -6,6 +6,7 @@ use std::process::Command;
 mod closed_pipe;
 mod eval;
 mod reverify;
+mod store;
 
 /// The workspace root.
 fn root() -> PathBuf {
