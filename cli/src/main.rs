@@ -12,8 +12,8 @@ use imageproc::drawing::{draw_filled_circle_mut, draw_hollow_rect_mut};
 use imageproc::rect::Rect;
 use serde_json::{Value, json};
 use wajah::{
-    Engine, EngineConfig, Face, FaceAnalysis, FacePolicy, FaceQuery, Gallery, IndexConfig, IndexKind,
-    SqliteStore, TemplateKey, TemplateStore,
+    AuditLog, Engine, EngineConfig, Face, FaceAnalysis, FacePolicy, FaceQuery, Gallery, IndexConfig,
+    IndexKind, SqliteStore, TemplateKey, TemplateStore,
 };
 
 mod calibrate;
@@ -118,6 +118,12 @@ enum StoreAction {
     Reseal,
     /// Check the database file's integrity and count the enrolments.
     Check,
+    /// Verify the audit trail's hash chain and list its newest records.
+    Audit {
+        /// Records to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
 }
 
 /// The engine's settings: the same flags and `WAJAH_*` variables as `wajah-server`, over the
@@ -166,7 +172,8 @@ fn main() -> Result<()> {
             for old in old_keys {
                 keys.push(TemplateKey::load(old)?);
             }
-            let store = SqliteStore::open(store, keys)?;
+            let db = store;
+            let store = SqliteStore::open(db, keys)?;
             match action {
                 StoreAction::Backup { to } => {
                     store.backup(to)?;
@@ -176,6 +183,10 @@ fn main() -> Result<()> {
                 StoreAction::Check => {
                     store.integrity_check()?;
                     json!({ "integrity": "ok", "enrolments": store.count()? })
+                }
+                StoreAction::Audit { limit } => {
+                    let log = AuditLog::open(db, TemplateKey::load(key)?)?;
+                    json!({ "verified_records": log.verify()?, "newest": log.list(*limit)? })
                 }
             }
         }

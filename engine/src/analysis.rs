@@ -20,6 +20,16 @@ pub enum Verdict {
     NoMatch,
 }
 
+impl Verdict {
+    /// `"match"` or `"no_match"`, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Match => "match",
+            Verdict::NoMatch => "no_match",
+        }
+    }
+}
+
 /// The outcome of comparing two templates, with its evidence. The match rule lives here alone.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Decision {

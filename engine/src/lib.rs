@@ -55,5 +55,7 @@ pub use manifest::{
 pub use nik::{Nik, Sex};
 pub use quality::{QualityIssue, QualityReport, QualityThresholds};
 pub use similarity::{Hit, dot, dot_scalar, kernel_name, top_k};
-pub use store::{Enrollment, SqliteStore, TemplateKey, TemplateStore, Upsert};
+pub use store::{
+    AuditEvent, AuditLog, AuditRecord, Enrollment, SqliteStore, TemplateKey, TemplateStore, Upsert,
+};
 pub use warp::resize;

@@ -10,14 +10,14 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::api::{CompareRequest, DetectRequest, EnrollRequest, IdentifyRequest, PhotoBytes, VerifyRequest};
+use crate::clients::Caller;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{Admitted, AppState};
 
-/// A request body of type `T`, from either encoding, and the admission slot it was read under.
-pub struct Body<T>(pub T, pub OwnedSemaphorePermit);
+/// A request body of type `T`, from either encoding, the admission it was read under, and who sent it.
+pub struct Body<T>(pub T, pub Admitted, pub Caller);
 
 /// Multipart fields by name, taken one by one; what is left over is an error.
 pub struct Parts(HashMap<String, Vec<u8>>);
@@ -126,11 +126,12 @@ impl<T: DeserializeOwned + FromParts + Send> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let admitted = state.admit()?;
+        let caller = req.extensions().get::<Caller>().cloned().ok_or(ApiError::Unauthorized)?;
+        let admitted = state.admit(&caller)?;
         let value = tokio::time::timeout(state.body_timeout, read(req))
             .await
             .map_err(|_| ApiError::BodyTimeout)??;
-        Ok(Body(value, admitted))
+        Ok(Body(value, admitted, caller))
     }
 }
 

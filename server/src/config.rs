@@ -59,6 +59,15 @@ pub struct Config {
     /// Time a client has to send its whole request body, in seconds [default: 20].
     #[arg(long, env = "WAJAH_BODY_TIMEOUT_SECS", required = false)]
     pub body_timeout_secs: u64,
+    /// Requests a second per API key; past it 429 `rate_limited` [default: 50].
+    #[arg(long, env = "WAJAH_RATE_PER_KEY", required = false)]
+    pub rate_per_key: f64,
+    /// Requests an API key may send at once after a quiet spell [default: 100].
+    #[arg(long, env = "WAJAH_BURST_PER_KEY", required = false)]
+    pub burst_per_key: f64,
+    /// Days audit records are kept [default: 365].
+    #[arg(long, env = "WAJAH_AUDIT_RETENTION_DAYS", required = false)]
+    pub audit_retention_days: u64,
     /// Connections served at once (kept below the open-file limit) [default: 1024].
     #[arg(long, env = "WAJAH_MAX_CONNECTIONS", required = false)]
     pub max_connections: usize,
@@ -85,6 +94,9 @@ impl Default for Config {
             header_timeout_secs: 10,
             body_timeout_secs: 20,
             max_connections: 1024,
+            rate_per_key: 50.0,
+            burst_per_key: 100.0,
+            audit_retention_days: 365,
             engine: EngineConfig::default(),
             index: IndexConfig::default(),
         }
@@ -165,6 +177,11 @@ impl Config {
             "max_connections = {} must be within {CONNECTIONS:?}",
             self.max_connections
         );
+        anyhow::ensure!(
+            self.rate_per_key > 0.0 && self.burst_per_key >= 1.0,
+            "rate_per_key must be above 0 and burst_per_key at least 1"
+        );
+        anyhow::ensure!(self.audit_retention_days >= 1, "audit_retention_days must be at least 1");
         for hash in &self.api_key_sha256 {
             anyhow::ensure!(
                 hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()),

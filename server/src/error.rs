@@ -26,6 +26,8 @@ pub enum ApiError {
     MethodNotAllowed,
     /// All inference slots and the queue are busy.
     Overloaded,
+    /// The client's key is over its request rate; retry after the duration.
+    RateLimited(std::time::Duration),
     /// The request ran out of time.
     Timeout,
     /// The client did not send its body in time.
@@ -61,6 +63,7 @@ const SERVICE_CODES: &[&str] = &[
     "not_found",
     "method_not_allowed",
     "overloaded",
+    "rate_limited",
     "timeout",
     "body_timeout",
     "internal",
@@ -110,6 +113,11 @@ impl ApiError {
             ApiError::Overloaded => {
                 (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "all workers are busy; retry shortly".into())
             }
+            ApiError::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "this API key is over its request rate; retry after Retry-After seconds".into(),
+            ),
             ApiError::Timeout => {
                 (StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long".into())
             }
@@ -122,8 +130,21 @@ impl ApiError {
         }
     }
 
-    fn retry_later(&self) -> bool {
-        matches!(self, ApiError::Overloaded | ApiError::Timeout)
+    /// Seconds after which a retry may succeed, for the `Retry-After` header.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Overloaded | ApiError::Timeout => Some(1),
+            ApiError::RateLimited(wait) => Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            ApiError::Engine(_)
+            | ApiError::BadRequest(_)
+            | ApiError::UnsupportedMediaType
+            | ApiError::PayloadTooLarge
+            | ApiError::Unauthorized
+            | ApiError::NotFound
+            | ApiError::MethodNotAllowed
+            | ApiError::BodyTimeout
+            | ApiError::Internal(_) => None,
+        }
     }
 }
 
@@ -154,13 +175,14 @@ fn code_schema() -> utoipa::openapi::Object {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
-        if status.is_server_error() && !self.retry_later() {
+        let retry_after = self.retry_after();
+        if status.is_server_error() && retry_after.is_none() {
             // Details stay in the log (request id in the span); never photos or templates.
             tracing::error!(code, detail = ?self, "request failed");
         }
         let mut response = (status, Json(ErrorBody { error: ErrorDetail { code, message } })).into_response();
-        if self.retry_later() {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

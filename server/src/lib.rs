@@ -5,6 +5,7 @@
 
 pub mod api;
 mod body;
+mod clients;
 pub mod config;
 pub mod error;
 pub mod metrics;
@@ -31,6 +32,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use clients::Caller;
 pub use config::Config;
 pub use error::ApiError;
 pub use serve::{serve, shutdown_signal};
@@ -112,9 +114,10 @@ fn span(request: &Request) -> tracing::Span {
     tracing::info_span!("request", id = %id, method = %request.method(), route = %route)
 }
 
-/// Rejects requests without a configured API key (except public paths). The scheme name is
-/// case-insensitive (`Bearer`, `bearer`); `X-Api-Key: KEY` is accepted too.
-async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Rejects requests without a configured API key (except public paths), and requests over the
+/// key's rate (429). The scheme name is case-insensitive (`Bearer`, `bearer`); `X-Api-Key: KEY` is
+/// accepted too. The caller (key id and request id) is handed on as a request extension.
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     if openapi::PUBLIC.contains(&request.uri().path()) {
         return next.run(request).await;
     }
@@ -126,10 +129,16 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, key)| key)
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
-    match bearer {
-        Some(key) if state.accepts(key.trim()) => next.run(request).await,
-        _ => ApiError::Unauthorized.into_response(),
+    let Some(client) = bearer.and_then(|key| state.clients.find(key.trim())) else {
+        return ApiError::Unauthorized.into_response();
+    };
+    let request_id = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let caller = Caller { client, request_id };
+    if let Err(limited) = caller.take() {
+        return limited.into_response();
     }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
 }
 
 /// Metrics per route and status, and one log line per served request. Sheds (503) and refusals

@@ -17,8 +17,9 @@ use crate::api::{
     ReadyAnswer, TimingsAnswer, VerificationAnswer, VerifyRequest,
 };
 use crate::body::Body;
+use crate::clients::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::state::AppState;
+use crate::state::{AppState, Outcome};
 
 /// Enrol the KTP-el photo for a NIK (the same photo again changes nothing; another replaces).
 #[utoipa::path(post, path = "/v1/enrollments", tag = "enrolment",
@@ -30,12 +31,23 @@ use crate::state::AppState;
     ))]
 pub async fn enroll(
     State(state): State<AppState>,
-    Body(request, admitted): Body<EnrollRequest>,
+    Body(request, admitted, caller): Body<EnrollRequest>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let nik = Nik::parse(&request.nik)?;
     let subject = nik.as_str().to_string();
-    let enrolled = state.run(admitted, move |s| Ok(s.gallery.enroll(&subject, &request.photo.0)?)).await?;
+    let enrolled = state
+        .run(admitted, move |s| {
+            let result = s.gallery.enroll(&subject, &request.photo.0);
+            let outcome = Outcome::of(&result, |e| Outcome {
+                decision: e.outcome.as_str().into(),
+                score: None,
+                problems: e.analysis.quality.issues.clone(),
+            });
+            s.record(&caller, "enroll", Some(&subject), outcome)?;
+            Ok(result?)
+        })
+        .await?;
     state.metrics.stages(&enrolled.analysis.timings);
     tracing::info!(nik = %nik, outcome = ?enrolled.outcome, "enrolled");
     let status = if enrolled.outcome == Upsert::Created { StatusCode::CREATED } else { StatusCode::OK };
@@ -61,13 +73,23 @@ pub async fn enroll(
     ))]
 pub async fn verify(
     State(state): State<AppState>,
-    Body(request, admitted): Body<VerifyRequest>,
+    Body(request, admitted, caller): Body<VerifyRequest>,
 ) -> Result<Json<VerificationAnswer>, ApiError> {
     let started = Instant::now();
     let nik = Nik::parse(&request.nik)?;
     let subject = nik.as_str().to_string();
-    let verification =
-        state.run(admitted, move |s| Ok(s.gallery.verify(&subject, &request.selfie.0)?)).await?;
+    let verification = state
+        .run(admitted, move |s| {
+            let result = s.gallery.verify(&subject, &request.selfie.0);
+            let outcome = Outcome::of(&result, |v| Outcome {
+                decision: v.decision.verdict().as_str().into(),
+                score: Some(v.decision.score.0),
+                problems: v.analysis.quality.issues.clone(),
+            });
+            s.record(&caller, "verify", Some(&subject), outcome)?;
+            Ok(result?)
+        })
+        .await?;
     let (decision, analysis) = (verification.decision, &verification.analysis);
     state.metrics.stages(&analysis.timings);
     state.metrics.decision("verify", decision.matched);
@@ -97,7 +119,7 @@ fn png_base64(image: &image::RgbImage) -> String {
     ))]
 pub async fn compare(
     State(state): State<AppState>,
-    Body(request, admitted): Body<CompareRequest>,
+    Body(request, admitted, _): Body<CompareRequest>,
 ) -> Result<Json<CompareAnswer>, ApiError> {
     let started = Instant::now();
     let (a, b, crops) = (request.photo_a.0, request.photo_b.0, request.include_crops);
@@ -133,14 +155,30 @@ pub async fn compare(
     ))]
 pub async fn identify(
     State(state): State<AppState>,
-    Body(request, admitted): Body<IdentifyRequest>,
+    Body(request, admitted, caller): Body<IdentifyRequest>,
 ) -> Result<Json<IdentificationAnswer>, ApiError> {
     let started = Instant::now();
     let k = request.k;
     if !(1..=MAX_K).contains(&k) {
         return Err(ApiError::BadRequest(format!("`k` must be within 1..={MAX_K}")));
     }
-    let found = state.run(admitted, move |s| Ok(s.gallery.identify(&request.photo.0, k)?)).await?;
+    let found = state
+        .run(admitted, move |s| {
+            let result = s.gallery.identify(&request.photo.0, k);
+            let outcome = Outcome::of(&result, |found| Outcome {
+                decision: if found.candidates.first().is_some_and(|c| c.decision.matched) {
+                    "match"
+                } else {
+                    "no_match"
+                }
+                .into(),
+                score: found.candidates.first().map(|c| c.decision.score.0),
+                problems: found.analysis.quality.issues.clone(),
+            });
+            s.record(&caller, "identify", None, outcome)?;
+            Ok(result?)
+        })
+        .await?;
     let analysis = &found.analysis;
     state.metrics.stages(&analysis.timings);
     state.metrics.decision("identify", found.candidates.first().is_some_and(|c| c.decision.matched));
@@ -173,7 +211,7 @@ pub async fn identify(
     ))]
 pub async fn detect(
     State(state): State<AppState>,
-    Body(request, admitted): Body<DetectRequest>,
+    Body(request, admitted, _): Body<DetectRequest>,
 ) -> Result<Json<DetectionAnswer>, ApiError> {
     let d = state.run(admitted, move |s| Ok(s.gallery.engine().detect(&request.photo.0)?)).await?;
     Ok(Json(DetectionAnswer { width: d.width, height: d.height, faces: d.faces }))
@@ -186,10 +224,23 @@ pub async fn detect(
         (status = 204, description = "Deleted"),
         (status = 404, description = "The NIK is not enrolled", body = ErrorBody),
     ))]
-pub async fn delete(State(state): State<AppState>, Path(nik): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(nik): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let nik = Nik::parse(&nik)?;
     let subject = nik.as_str().to_string();
-    let deleted = state.run(state.admit()?, move |s| Ok(s.gallery.delete(&subject)?)).await?;
+    let admitted = state.admit(&caller)?;
+    let deleted = state
+        .run(admitted, move |s| {
+            let result = s.gallery.delete(&subject);
+            let outcome =
+                Outcome::of(&result, |d| Outcome::plain(if *d { "deleted" } else { "not_enrolled" }));
+            s.record(&caller, "delete", Some(&subject), outcome)?;
+            Ok(result?)
+        })
+        .await?;
     tracing::info!(nik = %nik, deleted, "enrolment deleted");
     if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::Engine(wajah::Error::NotEnrolled)) }
 }

@@ -52,6 +52,7 @@ pub async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(state.header_timeout);
     let graceful = GracefulShutdown::new();
+    let pruning = tokio::spawn(prune_audit(state.clone()));
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -76,12 +77,28 @@ pub async fn serve(
             drop(slot);
         });
     }
+    pruning.abort();
     state.set_not_ready();
     tracing::info!("shutting down: finishing requests in flight");
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::warn!("requests still in flight after the drain time; closing");
     }
     Ok(())
+}
+
+/// Every hour, removes audit records past their retention.
+async fn prune_audit(state: AppState) {
+    let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        hourly.tick().await;
+        let (audit, keep) = (state.clone(), state.audit_retention.as_millis() as i64);
+        match tokio::task::spawn_blocking(move || audit.audit.prune(keep)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(pruned = n, "audit records past retention removed"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "pruning the audit trail failed"),
+            Err(e) => tracing::error!(error = %e, "pruning the audit trail failed"),
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

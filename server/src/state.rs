@@ -7,14 +7,45 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wajah::{Engine, Gallery, SqliteStore, TemplateKey};
+use wajah::{AuditEvent, AuditLog, Engine, Gallery, SqliteStore, TemplateKey};
 
+use crate::clients::{Caller, ClientLimits, Clients};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
 /// Requests admitted per worker (running or waiting); beyond that they are shed with 503.
 const QUEUE_PER_WORKER: usize = 12;
+
+/// A request's admission: a global slot and one of its client's share.
+pub struct Admitted {
+    _slot: OwnedSemaphorePermit,
+    _share: OwnedSemaphorePermit,
+}
+
+/// What an audited operation decided.
+pub struct Outcome {
+    /// `created`, `replaced`, `unchanged`, `match`, `no_match`, `deleted`, or an error code.
+    pub decision: String,
+    pub score: Option<f32>,
+    pub problems: Vec<wajah::QualityIssue>,
+}
+
+impl Outcome {
+    /// An outcome without score or capture problems.
+    pub fn plain(decision: impl Into<String>) -> Self {
+        Self { decision: decision.into(), score: None, problems: Vec::new() }
+    }
+
+    /// The outcome of a result: `ok` on success, the error's code otherwise.
+    pub fn of<T>(result: &wajah::Result<T>, ok: impl FnOnce(&T) -> Outcome) -> Self {
+        match result {
+            Ok(value) => ok(value),
+            Err(e) if e.is_user_error() => Self::plain(e.code()),
+            Err(_) => Self::plain("internal"),
+        }
+    }
+}
 
 /// Everything handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -36,8 +67,12 @@ pub struct Inner {
     pub body_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
-    /// sha256 of accepted API keys.
-    pub api_keys: Vec<[u8; 32]>,
+    /// Accepted API keys, with their rates and shares.
+    pub clients: Clients,
+    /// The audit trail.
+    pub audit: AuditLog,
+    /// How long audit records are kept.
+    pub audit_retention: Duration,
     /// Metrics.
     pub metrics: Metrics,
     /// Largest body, in bytes.
@@ -49,6 +84,33 @@ impl std::ops::Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {
         &self.0
+    }
+}
+
+impl Inner {
+    /// Records an operation in the audit trail.
+    ///
+    /// # Errors
+    /// `Internal` when the record cannot be written (the operation is then not acknowledged).
+    pub fn record(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        subject: Option<&str>,
+        outcome: Outcome,
+    ) -> Result<(), ApiError> {
+        let event = AuditEvent {
+            request_id: caller.request_id.clone(),
+            api_key_id: caller.client.id().to_string(),
+            operation: operation.into(),
+            subject: subject.map(|s| self.audit.subject_hash(s)).unwrap_or_default(),
+            decision: outcome.decision,
+            score: outcome.score,
+            model: self.gallery.engine().model_id().into(),
+            problems: outcome.problems.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(","),
+            ..AuditEvent::default()
+        };
+        self.audit.append(event).map(drop).map_err(|e| ApiError::Internal(format!("audit: {e}")))
     }
 }
 
@@ -73,7 +135,8 @@ impl AppState {
         for old in &config.old_template_key_files {
             keys.push(TemplateKey::load(old)?);
         }
-        let store = SqliteStore::open(&config.data_dir.join("templates.db"), keys)?;
+        let db = config.data_dir.join("templates.db");
+        let store = SqliteStore::open(&db, keys)?;
 
         let model = engine.model_id().to_string();
         let gallery = Gallery::open(engine, Box::new(store), config.index)?;
@@ -85,16 +148,24 @@ impl AppState {
         }
         tracing::info!(enrolled = gallery.len(), hnsw = gallery.uses_hnsw(), model, "store open");
 
-        let api_keys = api_key_hashes(config)?;
+        let slots = config.workers * QUEUE_PER_WORKER;
+        let limits = ClientLimits { rate: config.rate_per_key, burst: config.burst_per_key, slots };
+        let clients = Clients::new(api_key_hashes(config)?, limits);
+        let audit = AuditLog::open(&db, TemplateKey::load(&key_file)?)?;
+        let audit_retention = Duration::from_secs(config.audit_retention_days * 86_400);
+        let pruned = audit.prune(audit_retention.as_millis() as i64)?;
+        tracing::info!(pruned, verified = audit.verify()?, "audit trail checked");
         let state = AppState(Arc::new(Inner {
             gallery,
-            admission: Arc::new(Semaphore::new(config.workers * QUEUE_PER_WORKER)),
+            admission: Arc::new(Semaphore::new(slots)),
             workers: Arc::new(Semaphore::new(config.workers)),
             timeout: Duration::from_secs(config.request_timeout_secs),
             header_timeout: Duration::from_secs(config.header_timeout_secs),
             body_timeout: Duration::from_secs(config.body_timeout_secs),
             max_connections: config.max_connections,
-            api_keys,
+            clients,
+            audit,
+            audit_retention,
             metrics: Metrics::default(),
             max_body: config.max_body_mib << 20,
             ready: AtomicBool::new(true),
@@ -112,21 +183,16 @@ impl AppState {
         self.ready.store(false, Ordering::Relaxed);
     }
 
-    /// True when `key`'s sha256 is configured. Compares in constant time.
-    pub fn accepts(&self, key: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        self.api_keys
-            .iter()
-            .fold(false, |ok, k| ok | (k.iter().zip(&digest).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0))
-    }
-
-    /// An admission slot, taken before a request's body is read; 503 `overloaded` when all are
-    /// taken, so memory for bodies is bounded by the slots.
+    /// An admission slot for `caller`, taken before a request's body is read: 503 `overloaded`
+    /// when all are taken or the caller holds its share, so memory for bodies is bounded by the
+    /// slots and one client cannot take them all.
     ///
     /// # Errors
     /// `Overloaded`.
-    pub fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        self.admission.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded)
+    pub fn admit(&self, caller: &Caller) -> Result<Admitted, ApiError> {
+        let share = caller.share()?;
+        let slot = self.admission.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded)?;
+        Ok(Admitted { _slot: slot, _share: share })
     }
 
     /// Runs `f` on the blocking pool, holding the request's admission slot, once a worker is free,
@@ -136,7 +202,7 @@ impl AppState {
     /// `Timeout`, `Internal` if the task panicked, or what `f` returns.
     pub async fn run<T: Send + 'static>(
         &self,
-        admitted: OwnedSemaphorePermit,
+        admitted: Admitted,
         f: impl FnOnce(&Inner) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let state = self.clone();

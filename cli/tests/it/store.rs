@@ -61,3 +61,35 @@ fn reseal_after_rotation_and_backup_while_the_store_is_open() {
     let check = run(&["store", "--store", &path(&copy), "--key", &new_s, "check"]);
     assert_eq!(check["integrity"], "ok");
 }
+
+#[test]
+fn audit_command_verifies_the_chain_and_finds_tampering() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (db, key) = (dir.path().join("templates.db"), dir.path().join("k.key"));
+    let log = wajah::AuditLog::open(&db, TemplateKey::create(&key).expect("key")).expect("opens");
+    for op in ["enroll", "verify", "delete"] {
+        let event = wajah::AuditEvent { operation: op.into(), decision: "ok".into(), ..Default::default() };
+        log.append(event).expect("appended");
+    }
+    let (db_s, key_s) = (db.to_str().expect("utf-8"), key.to_str().expect("utf-8"));
+    let report = run(&["store", "--store", db_s, "--key", key_s, "audit", "--limit", "2"]);
+    assert_eq!(report["verified_records"].as_u64(), Some(3));
+    assert_eq!(report["newest"].as_array().map(Vec::len), Some(2));
+    drop(log);
+    assert!(tamper(&db), "tampered");
+    let out = wajah(&["store", "--store", db_s, "--key", key_s, "audit"]).output().expect("runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("record 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Alters the first audit record behind the trigger's back: one byte of its operation in the file.
+fn tamper(db: &std::path::Path) -> bool {
+    let mut bytes = std::fs::read(db).expect("db");
+    let Some(at) = bytes.windows(6).position(|w| w == b"enroll") else { return false };
+    bytes[at] = b'E';
+    std::fs::write(db, bytes).is_ok()
+}

@@ -6,6 +6,7 @@
 //! Keys come from files, never from the database; each row records the id of the key that sealed
 //! it, and its lookup hash and model are bound to the ciphertext, so a row cannot be moved.
 
+mod audit;
 mod seal;
 mod sqlite;
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::embedding::Template;
 use crate::error::Result;
 
+pub use audit::{AuditEvent, AuditLog, AuditRecord};
 pub use seal::TemplateKey;
 pub use sqlite::SqliteStore;
 
@@ -32,6 +34,17 @@ pub struct Enrollment {
     pub created_ms: i64,
     /// Last change, unix milliseconds.
     pub updated_ms: i64,
+}
+
+impl Upsert {
+    /// `"created"`, `"replaced"` or `"unchanged"`, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Upsert::Created => "created",
+            Upsert::Replaced => "replaced",
+            Upsert::Unchanged => "unchanged",
+        }
+    }
 }
 
 /// What an upsert did.

@@ -324,3 +324,47 @@ fn online_backup_restores() {
         enrollment(0).template
     );
 }
+
+#[test]
+fn audit_trail_is_chained_append_only_and_prunable() {
+    use wajah::{AuditEvent, AuditLog};
+    let dir = temp_dir("audit");
+    let path = dir.path().join("templates.db");
+    let log = AuditLog::open(&path, key()).expect("opens");
+    let subject = log.subject_hash("3201011505900001");
+    assert_eq!(subject.len(), 64);
+    for (i, op) in ["enroll", "verify", "identify", "delete"].into_iter().enumerate() {
+        let event = AuditEvent {
+            request_id: format!("r{i}"),
+            api_key_id: "k1".into(),
+            operation: op.into(),
+            subject: subject.clone(),
+            decision: "match".into(),
+            score: Some(0.8),
+            model: MODEL.into(),
+            ..AuditEvent::default()
+        };
+        assert_eq!(log.append(event).expect("appended"), i as i64 + 1);
+    }
+    assert_eq!(log.verify().expect("intact"), 4);
+    assert_eq!(log.list(2).expect("listed").iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3, 4]);
+    let raw = std::fs::read(&path).expect("db");
+    assert!(!contains(&raw, b"3201011505900001"), "the NIK is in the audit trail in clear");
+    // Updates are refused; a row altered behind the trigger's back breaks the chain.
+    let conn = rusqlite::Connection::open(&path).expect("raw open");
+    assert!(conn.execute("UPDATE audit SET decision = 'no_match' WHERE seq = 2", []).is_err());
+    conn.execute_batch(
+        "DROP TRIGGER audit_append_only; UPDATE audit SET decision = 'no_match' WHERE seq = 2;",
+    )
+    .expect("tampered");
+    let err = log.verify().expect_err("tampering is found").to_string();
+    assert!(err.contains("record 2"), "{err}");
+    // Removing a middle record is found too; pruning the oldest keeps the rest verifiable.
+    conn.execute("UPDATE audit SET decision = 'match' WHERE seq = 2", []).expect("restored");
+    assert_eq!(log.verify().expect("intact again"), 4);
+    conn.execute("DELETE FROM audit WHERE seq = 3", []).expect("removed");
+    assert!(log.verify().expect_err("a gap is found").to_string().contains("record 4"));
+    drop(conn);
+    assert_eq!(log.prune(-1_000).expect("pruned"), 3, "a negative retention prunes everything");
+    assert_eq!(log.verify().expect("empty is intact"), 0);
+}

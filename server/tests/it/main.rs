@@ -3,6 +3,7 @@
 
 mod api;
 mod browser;
+mod clients;
 mod hardening;
 mod router;
 
