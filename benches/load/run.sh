@@ -14,7 +14,7 @@ HASH=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
 export NIK=3201011505900001
 export SELFIE=testdata/identities/fr_obama/obama2.jpg
 WAJAH_LOG=warn ./target/release/wajah-server --listen 127.0.0.1:$PORT --data-dir "$DATA" \
-  --api-key-sha256 "$HASH" --workers 2 >"$DATA/server.log" 2>&1 &
+  --api-key-sha256 "$HASH" --workers 2 --rate-per-key 1000000 --burst-per-key 1000000 >"$DATA/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$DATA"' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done

@@ -127,7 +127,13 @@ impl<T: DeserializeOwned + FromParts + Send> FromRequest<AppState> for Body<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let caller = req.extensions().get::<Caller>().cloned().ok_or(ApiError::Unauthorized)?;
-        let admitted = state.admit(&caller)?;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(state.max_body);
+        let admitted = state.admit(&caller, declared)?;
         let value = tokio::time::timeout(state.body_timeout, read(req))
             .await
             .map_err(|_| ApiError::BodyTimeout)??;
@@ -152,7 +158,7 @@ async fn read<T: DeserializeOwned + FromParts>(req: Request) -> Result<T, ApiErr
                     return Err(ApiError::BadRequest(format!("the field `{name}` is given twice")));
                 }
                 let bytes = field.bytes().await.map_err(|e| too_large_or_bad(e.status(), e.body_text()))?;
-                fields.insert(name, bytes.to_vec());
+                fields.insert(name, Vec::from(bytes));
             }
             T::from_parts(Parts(fields))
         }

@@ -50,6 +50,10 @@ pub struct Config {
     /// Largest request body, in MiB [default: 15].
     #[arg(long, env = "WAJAH_MAX_BODY_MIB", required = false)]
     pub max_body_mib: usize,
+    /// Request bodies held in memory at once, in MiB (a request reserves its Content-Length, or
+    /// `max_body_mib` when it sends none, before its body is read) [default: 64].
+    #[arg(long, env = "WAJAH_BODY_BUDGET_MIB", required = false)]
+    pub body_budget_mib: usize,
     /// Per-request time limit for the work once the body is in, in seconds [default: 30].
     #[arg(long, env = "WAJAH_REQUEST_TIMEOUT_SECS", required = false)]
     pub request_timeout_secs: u64,
@@ -90,6 +94,7 @@ impl Default for Config {
             api_key_sha256: Vec::new(),
             workers: 2,
             max_body_mib: 15,
+            body_budget_mib: 64,
             request_timeout_secs: 30,
             header_timeout_secs: 10,
             body_timeout_secs: 20,
@@ -157,6 +162,12 @@ impl Config {
         anyhow::ensure!(
             MAX_BODY_MIB.contains(&self.max_body_mib),
             "max_body_mib = {} must be within {MAX_BODY_MIB:?}",
+            self.max_body_mib
+        );
+        anyhow::ensure!(
+            self.body_budget_mib >= self.max_body_mib && self.body_budget_mib <= 4096,
+            "body_budget_mib = {} must be within max_body_mib ({})..=4096",
+            self.body_budget_mib,
             self.max_body_mib
         );
         anyhow::ensure!(

@@ -231,7 +231,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let nik = Nik::parse(&nik)?;
     let subject = nik.as_str().to_string();
-    let admitted = state.admit(&caller)?;
+    let admitted = state.admit(&caller, 0)?;
     let deleted = state
         .run(admitted, move |s| {
             let result = s.gallery.delete(&subject);

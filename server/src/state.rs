@@ -21,6 +21,7 @@ const QUEUE_PER_WORKER: usize = 12;
 pub struct Admitted {
     _slot: OwnedSemaphorePermit,
     _share: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
 }
 
 /// What an audited operation decided.
@@ -77,6 +78,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// Largest body, in bytes.
     pub max_body: usize,
+    /// Request bodies held in memory at once, in KiB permits.
+    pub body_budget: Arc<Semaphore>,
     ready: AtomicBool,
 }
 
@@ -168,6 +171,7 @@ impl AppState {
             audit_retention,
             metrics: Metrics::default(),
             max_body: config.max_body_mib << 20,
+            body_budget: Arc::new(Semaphore::new(config.body_budget_mib << 10)),
             ready: AtomicBool::new(true),
         }));
         Ok(state)
@@ -189,10 +193,12 @@ impl AppState {
     ///
     /// # Errors
     /// `Overloaded`.
-    pub fn admit(&self, caller: &Caller) -> Result<Admitted, ApiError> {
+    pub fn admit(&self, caller: &Caller, body_bytes: usize) -> Result<Admitted, ApiError> {
         let share = caller.share()?;
         let slot = self.admission.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded)?;
-        Ok(Admitted { _slot: slot, _share: share })
+        let kib = u32::try_from(body_bytes.min(self.max_body).div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+        let bytes = self.body_budget.clone().try_acquire_many_owned(kib).map_err(|_| ApiError::Overloaded)?;
+        Ok(Admitted { _slot: slot, _share: share, _bytes: bytes })
     }
 
     /// Runs `f` on the blocking pool, holding the request's admission slot, once a worker is free,

@@ -144,3 +144,32 @@ fn parsing_headers_and_error_bodies() {
     assert!(ready.get("enrolled").is_none(), "{ready}");
     assert_eq!(http(addr, "GET", "/metrics", &[], b"").status, 401);
 }
+
+#[test]
+fn body_memory_is_reserved_before_reading() {
+    let dir = data_dir("budget");
+    let mut cfg = config(&dir);
+    (cfg.max_body_mib, cfg.body_budget_mib, cfg.body_timeout_secs) = (15, 16, 3);
+    let server = Server::start(cfg);
+    let head = |len: usize| {
+        format!(
+            "POST /v1/detections HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n{{"
+        )
+    };
+    // One upload announces 15 MB and stalls: it holds 15 of the 16 MiB before a byte is read.
+    let _big = stall(server.addr, head(15 << 20).as_bytes());
+    std::thread::sleep(Duration::from_millis(300));
+    // The next request that needs 2 MB more is shed without reading its body; a small one fits.
+    let mut second = stall(server.addr, head(2 << 20).as_bytes());
+    second.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    let mut answer = [0u8; 512];
+    let n = second.read(&mut answer).expect("answered before the body was sent");
+    assert!(
+        String::from_utf8_lossy(&answer[..n]).contains("503"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    let face = base64_photo("identities/fr_obama/obama.jpg");
+    let reply = post_json(server.addr, "/v1/detections", &json!({ "photo": face }));
+    assert_eq!(reply.status, 200, "{:?}", reply.json());
+}
