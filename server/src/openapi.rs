@@ -12,9 +12,11 @@ use crate::error::ErrorBody;
 pub const PUBLIC: [&str; 4] = ["/", "/healthz", "/readyz", "/openapi.json"];
 
 /// Answers every protected route can give, besides its own.
-const COMMON_ERRORS: [(&str, &str); 6] = [
+const COMMON_ERRORS: [(&str, &str); 8] = [
     ("400", "Malformed request: a missing, unknown or repeated field, bad JSON or base64, invalid NIK"),
     ("401", "No valid API key"),
+    ("408", "The request body did not arrive in time"),
+    ("429", "This API key is over its request rate; retry after Retry-After seconds"),
     ("413", "Body or photo over the limit"),
     ("415", "Not multipart/form-data or application/json"),
     ("500", "Internal failure (details only in the server log)"),
