@@ -13,6 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::sqlite::{now_ms, store_err};
 use crate::error::{Error, Result};
 
 const SCHEMA: &str = "
@@ -73,10 +74,6 @@ pub struct AuditRecord {
 pub struct AuditLog {
     conn: Mutex<Connection>,
     key: super::TemplateKey,
-}
-
-fn store_err(e: impl std::fmt::Display) -> Error {
-    Error::Store(e.to_string())
 }
 
 fn chain(prev: &[u8], seq: i64, e: &AuditEvent) -> Vec<u8> {
@@ -143,7 +140,7 @@ impl AuditLog {
     /// # Errors
     /// [`Error::Store`].
     pub fn append(&self, mut event: AuditEvent) -> Result<i64> {
-        event.time_ms = super::sqlite::now_ms();
+        event.time_ms = now_ms();
         let mut conn = self.conn()?;
         let tx = conn.transaction().map_err(store_err)?;
         let last: Option<(i64, Vec<u8>)> = tx
@@ -224,7 +221,7 @@ impl AuditLog {
     /// # Errors
     /// [`Error::Store`].
     pub fn prune(&self, keep_ms: i64) -> Result<usize> {
-        let cutoff = super::sqlite::now_ms() - keep_ms;
+        let cutoff = now_ms() - keep_ms;
         let n = self.conn()?.execute("DELETE FROM audit WHERE time_ms < ?1", [cutoff]).map_err(store_err)?;
         Ok(n)
     }

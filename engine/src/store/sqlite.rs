@@ -37,7 +37,7 @@ pub struct SqliteStore {
     keys: Keyring,
 }
 
-fn store_err(e: impl std::fmt::Display) -> Error {
+pub(super) fn store_err(e: impl std::fmt::Display) -> Error {
     Error::Store(e.to_string())
 }
 
