@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::Value;
 
-use crate::analysis::{Decision, FaceAnalysis};
+use crate::analysis::{Decision, FaceAnalysis, Verdict};
 use crate::embedding::Template;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -51,6 +51,13 @@ pub struct Identification {
     pub candidates: Vec<Candidate>,
     /// The probe photo's analysis.
     pub analysis: FaceAnalysis,
+}
+
+impl Identification {
+    /// [`Verdict::Match`] when the best candidate matches.
+    pub fn verdict(&self) -> Verdict {
+        self.candidates.first().map_or(Verdict::NoMatch, |c| c.decision.verdict())
+    }
 }
 
 /// Enrolled subjects: a template store and its search index, kept in step.

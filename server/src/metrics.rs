@@ -79,10 +79,8 @@ impl Metrics {
     }
 
     /// A match decision of `operation` (verify, compare, identify).
-    pub fn decision(&self, operation: &'static str, matched: bool) {
-        self.with(|m| {
-            *m.decisions.entry((operation, if matched { "match" } else { "no_match" })).or_default() += 1
-        });
+    pub fn decision(&self, operation: &'static str, verdict: wajah::Verdict) {
+        self.with(|m| *m.decisions.entry((operation, verdict.as_str())).or_default() += 1);
     }
 
     /// Prometheus text format, with `enrolled` searchable subjects.

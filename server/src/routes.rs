@@ -92,7 +92,7 @@ pub async fn verify(
         .await?;
     let (decision, analysis) = (verification.decision, &verification.analysis);
     state.metrics.stages(&analysis.timings);
-    state.metrics.decision("verify", decision.matched);
+    state.metrics.decision("verify", decision.verdict());
     tracing::info!(nik = %nik, matched = decision.matched, "verified");
     Ok(Json(VerificationAnswer {
         nik: nik.as_str().to_string(),
@@ -132,7 +132,7 @@ pub async fn compare(
         .await?;
     state.metrics.stages(&fa.timings);
     state.metrics.stages(&fb.timings);
-    state.metrics.decision("compare", decision.matched);
+    state.metrics.decision("compare", decision.verdict());
     let side = |f: &FaceAnalysis| CompareSide {
         capture: CaptureAnswer::from(f),
         aligned_png_base64: crops.then(|| png_base64(f.aligned.image())),
@@ -166,12 +166,7 @@ pub async fn identify(
         .run(admitted, move |s| {
             let result = s.gallery.identify(&request.photo.0, k);
             let outcome = Outcome::of(&result, |found| Outcome {
-                decision: if found.candidates.first().is_some_and(|c| c.decision.matched) {
-                    "match"
-                } else {
-                    "no_match"
-                }
-                .into(),
+                decision: found.verdict().as_str().into(),
                 score: found.candidates.first().map(|c| c.decision.score.0),
                 problems: found.analysis.quality.issues.clone(),
             });
@@ -181,7 +176,7 @@ pub async fn identify(
         .await?;
     let analysis = &found.analysis;
     state.metrics.stages(&analysis.timings);
-    state.metrics.decision("identify", found.candidates.first().is_some_and(|c| c.decision.matched));
+    state.metrics.decision("identify", found.verdict());
     let candidates = found
         .candidates
         .iter()

@@ -8,7 +8,6 @@ mod manifest;
 mod pipeline;
 mod reference;
 mod store;
-// modules: add lines here
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

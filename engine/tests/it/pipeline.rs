@@ -202,3 +202,41 @@ fn templates_from_another_model_are_refused() {
     assert!(matches!(engine.compare(&template, &foreign), Err(Error::ModelMismatch { .. })));
     assert!(engine.compare(&template, &template).expect("same model").matched);
 }
+
+/// The gallery acknowledges nothing the index could not take: a template of the wrong dimension
+/// is refused and the store is as it was, for a new subject and for a replaced one.
+#[test]
+fn gallery_undoes_a_store_write_whose_index_step_fails() {
+    use std::sync::Arc;
+    use wajah::{
+        Embedding, Enrollment, Gallery, IndexConfig, SqliteStore, Template, TemplateKey, TemplateStore,
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("templates.db");
+    let key = || TemplateKey::from_bytes(&[3u8; 32]).expect("key");
+    let config = wajah::EngineConfig { sessions: 1, ..wajah::EngineConfig::in_dir(&crate::root()) };
+    let engine = Arc::new(wajah::Engine::new(config).expect("engine"));
+    let store = SqliteStore::open(&db, vec![key()]).expect("store");
+    let gallery = Gallery::open(engine.clone(), Box::new(store), IndexConfig::default()).expect("gallery");
+    let good =
+        gallery.enroll("3201011505900001", &crate::read("identities/fr_obama/obama.jpg")).expect("enrolled");
+    let wrong = Enrollment {
+        subject: "3201011505900002".into(),
+        template: Template {
+            model: engine.model_id().into(),
+            embedding: Embedding::from_raw(vec![1.0; 64]).expect("unit"),
+        },
+        quality: serde_json::Value::Null,
+        photo_sha256: "0".repeat(64),
+        created_ms: 0,
+        updated_ms: 0,
+    };
+    assert!(matches!(gallery.enroll_template(&wrong), Err(wajah::Error::DimensionMismatch { .. })));
+    let replacing = Enrollment { subject: "3201011505900001".into(), ..wrong };
+    assert!(gallery.enroll_template(&replacing).is_err());
+    drop(gallery);
+    let store = SqliteStore::open(&db, vec![key()]).expect("reopens");
+    assert_eq!(store.count().expect("count"), 1, "the refused new subject was not kept");
+    let kept = store.get("3201011505900001", engine.model_id()).expect("the earlier enrolment");
+    assert_eq!(kept.template, good.analysis.template, "the replaced subject was put back");
+}
