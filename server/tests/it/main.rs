@@ -5,6 +5,7 @@ mod api;
 mod browser;
 mod hardening;
 mod router;
+mod schema;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

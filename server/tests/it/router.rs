@@ -77,7 +77,7 @@ async fn openapi_document_validates_and_covers_the_routes() {
     assert_eq!(status, StatusCode::OK);
     let file = dir.path().join("openapi.json");
     std::fs::write(&file, &body).expect("write");
-    let validator = crate::root().join(".cache/venv-api/bin/openapi-spec-validator");
+    let validator = crate::schema::api_tool("openapi-spec-validator");
     let out = std::process::Command::new(&validator)
         .arg(&file)
         .output()
