@@ -4,15 +4,22 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::{IntoParams, ToSchema};
 use wajah::{
     BBox, Decision, Face, FaceAnalysis, Point, QualityIssue, QualityReport, Timings, Upsert, Verdict,
 };
 
-/// Photo bytes: a file part in multipart/form-data, a base64 string in JSON.
+/// A photo in JSON: the image file's bytes as a base64 string.
 #[derive(Debug, ToSchema)]
-#[schema(value_type = String, format = Byte)]
+#[schema(value_type = String, format = Byte, content_encoding = "base64")]
 pub struct PhotoBytes(pub Vec<u8>);
+
+/// A photo in multipart/form-data: a file part with the image file's bytes (JPEG, PNG, WebP, GIF,
+/// BMP or PNM). Only described: the parts are read into [`PhotoBytes`].
+#[derive(Debug, ToSchema)]
+#[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
+pub struct PhotoFile(pub Vec<u8>);
 
 impl<'de> Deserialize<'de> for PhotoBytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -24,12 +31,42 @@ impl<'de> Deserialize<'de> for PhotoBytes {
     }
 }
 
+/// What `wajah::Nik::parse` accepts, as a pattern: a province code in use, regency/city and district
+/// not 00, a day of birth that exists in its month (women add 40; 29 February in years divisible
+/// by 4), a serial other than 0000.
+pub const NIK_PATTERN: &str = concat!(
+    "^(1[1-9]|21|3[1-6]|5[1-3]|6[1-5]|7[1-6]|8[12]|9[1-6])",
+    "(0[1-9]|[1-9][0-9]){2}",
+    "((0[1-9]|[12][0-9]|3[01]|4[1-9]|[56][0-9]|7[01])(0[13578]|1[02])[0-9]{2}",
+    "|(0[1-9]|[12][0-9]|30|4[1-9]|[56][0-9]|70)(0[469]|11)[0-9]{2}",
+    "|(0[1-9]|1[0-9]|2[0-8]|4[1-9]|5[0-9]|6[0-8])02[0-9]{2}",
+    "|(29|69)02([02468][048]|[13579][26]))",
+    "([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})$",
+);
+
+/// The description of a NIK, in a body or a path.
+fn nik_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("The 16-digit NIK: province, regency/city, district, date of birth, serial."))
+        .pattern(Some(NIK_PATTERN))
+        .examples(["3201011505900001"])
+        .build()
+}
+
+/// The path of `DELETE /v1/enrollments/{nik}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct NikPath {
+    #[param(schema_with = nik_schema)]
+    pub nik: String,
+}
+
 /// `POST /v1/enrollments`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
-    /// The 16-digit NIK.
-    #[schema(pattern = "^[0-9]{16}$")]
+    #[schema(schema_with = nik_schema)]
     pub nik: String,
     /// The KTP-el photo.
     pub photo: PhotoBytes,
@@ -39,8 +76,7 @@ pub struct EnrollRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
-    /// The 16-digit NIK.
-    #[schema(pattern = "^[0-9]{16}$")]
+    #[schema(schema_with = nik_schema)]
     pub nik: String,
     /// The selfie.
     pub selfie: PhotoBytes,
@@ -68,6 +104,18 @@ fn default_k() -> usize {
     DEFAULT_K
 }
 
+/// A count from JSON: a whole number, also when written with a zero fraction (`5.0`), which JSON
+/// Schema's `integer` admits too.
+fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let number = serde_json::Number::deserialize(d)?;
+    let whole = match (number.as_u64(), number.as_f64()) {
+        (Some(n), _) => usize::try_from(n).ok(),
+        (None, Some(f)) if f.fract() == 0.0 && (0.0..=1e15).contains(&f) => Some(f as usize),
+        _ => None,
+    };
+    whole.ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number")))
+}
+
 /// `POST /v1/identifications`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -75,7 +123,7 @@ pub struct IdentifyRequest {
     /// The probe photo.
     pub photo: PhotoBytes,
     /// How many candidates (1..=100).
-    #[serde(default = "default_k")]
+    #[serde(default = "default_k", deserialize_with = "whole_number")]
     #[schema(minimum = 1, maximum = 100, default = 5)]
     pub k: usize,
 }
@@ -88,12 +136,66 @@ pub struct DetectRequest {
     pub photo: PhotoBytes,
 }
 
+/// `POST /v1/enrollments` as multipart/form-data (described; read into [`EnrollRequest`]).
+#[derive(Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollForm {
+    #[schema(schema_with = nik_schema)]
+    pub nik: String,
+    /// The KTP-el photo.
+    pub photo: PhotoFile,
+}
+
+/// `POST /v1/verifications` as multipart/form-data (described; read into [`VerifyRequest`]).
+#[derive(Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyForm {
+    #[schema(schema_with = nik_schema)]
+    pub nik: String,
+    /// The selfie.
+    pub selfie: PhotoFile,
+}
+
+/// `POST /v1/compare` as multipart/form-data (described; read into [`CompareRequest`]).
+#[derive(Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompareForm {
+    /// The first photo (taken as the ID photo).
+    pub photo_a: PhotoFile,
+    /// The second photo (taken as the selfie).
+    pub photo_b: PhotoFile,
+    /// Also answer the aligned 112x112 crops as base64 PNG (`true` or `false`).
+    #[serde(default)]
+    pub include_crops: bool,
+}
+
+/// `POST /v1/identifications` as multipart/form-data (described; read into [`IdentifyRequest`]).
+#[derive(Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentifyForm {
+    /// The probe photo.
+    pub photo: PhotoFile,
+    /// How many candidates (1..=100).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100, default = 5)]
+    pub k: usize,
+}
+
+/// `POST /v1/detections` as multipart/form-data (described; read into [`DetectRequest`]).
+#[derive(Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetectForm {
+    /// The photo.
+    pub photo: PhotoFile,
+}
+
 /// The face a template was made from.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FaceAnswer {
     /// Face box in photo pixels.
     pub bbox: BBox,
     /// Right eye, left eye, nose tip, right and left mouth corners.
+    #[schema(min_items = 5, max_items = 5)]
     pub landmarks: [Point; 5],
     /// Detector score.
     pub score: f32,

@@ -64,6 +64,9 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(RequestBodyLimitLayer::new(state.max_body))
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::map_response(json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::overriding(
@@ -82,9 +85,6 @@ pub fn app(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), Sequential))
         .layer(middleware::map_request(forget_client_request_id))
-        .layer(RequestBodyLimitLayer::new(state.max_body))
-        .layer(DefaultBodyLimit::disable())
-        .layer(middleware::map_response(json_errors))
         .with_state(state)
 }
 
@@ -158,8 +158,9 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     response
 }
 
-/// Error answers made outside our handlers (the body limit's 413, a timeout) get the JSON error
-/// body too.
+/// Error answers made outside our handlers (the body limit's 413, an extractor's rejection) get
+/// the JSON error body too, and keep their other headers. Inside the layers that add the request id
+/// and the security headers, so these answers carry them as well.
 async fn json_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response
@@ -170,7 +171,7 @@ async fn json_errors(response: Response) -> Response {
     if is_json || !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    match status {
+    let error = match status {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
         StatusCode::NOT_FOUND => ApiError::NotFound,
@@ -182,6 +183,12 @@ async fn json_errors(response: Response) -> Response {
             ApiError::BadRequest(s.canonical_reason().unwrap_or("bad request").into())
         }
         _ => ApiError::Internal(format!("status {status} without a body")),
+    };
+    let mut answer = error.into_response();
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().append(name, value.clone());
+        }
     }
-    .into_response()
+    answer
 }

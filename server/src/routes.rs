@@ -12,9 +12,10 @@ use base64::Engine as _;
 use wajah::{FaceAnalysis, Nik, Upsert};
 
 use crate::api::{
-    CandidateAnswer, CaptureAnswer, CompareAnswer, CompareRequest, CompareSide, DetectRequest,
-    DetectionAnswer, EnrollRequest, EnrollmentAnswer, IdentificationAnswer, IdentifyRequest, MAX_K,
-    ReadyAnswer, TimingsAnswer, VerificationAnswer, VerifyRequest,
+    CandidateAnswer, CaptureAnswer, CompareAnswer, CompareForm, CompareRequest, CompareSide, DetectForm,
+    DetectRequest, DetectionAnswer, EnrollForm, EnrollRequest, EnrollmentAnswer, IdentificationAnswer,
+    IdentifyForm, IdentifyRequest, MAX_K, NikPath, ReadyAnswer, TimingsAnswer, VerificationAnswer,
+    VerifyForm, VerifyRequest,
 };
 use crate::body::Body;
 use crate::clients::Caller;
@@ -23,7 +24,7 @@ use crate::state::{AppState, Outcome};
 
 /// Enrol the KTP-el photo for a NIK (the same photo again changes nothing; another replaces).
 #[utoipa::path(post, path = "/v1/enrollments", tag = "enrolment",
-    request_body(content((EnrollRequest = "multipart/form-data"), (EnrollRequest = "application/json"))),
+    request_body(content((EnrollForm = "multipart/form-data"), (EnrollRequest = "application/json"))),
     responses(
         (status = 201, description = "Enrolled", body = EnrollmentAnswer),
         (status = 200, description = "Replaced, or unchanged (same photo)", body = EnrollmentAnswer),
@@ -64,7 +65,7 @@ pub async fn enroll(
 
 /// 1:1: a selfie against the NIK's enrolled template.
 #[utoipa::path(post, path = "/v1/verifications", tag = "verification",
-    request_body(content((VerifyRequest = "multipart/form-data"), (VerifyRequest = "application/json"))),
+    request_body(content((VerifyForm = "multipart/form-data"), (VerifyRequest = "application/json"))),
     responses(
         (status = 200, description = "Compared", body = VerificationAnswer),
         (status = 404, description = "The NIK is not enrolled", body = ErrorBody),
@@ -112,7 +113,7 @@ fn png_base64(image: &image::RgbImage) -> String {
 
 /// Stateless 1:1 of two photos.
 #[utoipa::path(post, path = "/v1/compare", tag = "verification",
-    request_body(content((CompareRequest = "multipart/form-data"), (CompareRequest = "application/json"))),
+    request_body(content((CompareForm = "multipart/form-data"), (CompareRequest = "application/json"))),
     responses(
         (status = 200, description = "Compared", body = CompareAnswer),
         (status = 422, description = "No usable face in a photo", body = ErrorBody),
@@ -148,7 +149,7 @@ pub async fn compare(
 
 /// 1:N: the k most similar enrolled NIKs (duplicate-registration check).
 #[utoipa::path(post, path = "/v1/identifications", tag = "identification",
-    request_body(content((IdentifyRequest = "multipart/form-data"), (IdentifyRequest = "application/json"))),
+    request_body(content((IdentifyForm = "multipart/form-data"), (IdentifyRequest = "application/json"))),
     responses(
         (status = 200, description = "Searched", body = IdentificationAnswer),
         (status = 422, description = "No usable face", body = ErrorBody),
@@ -199,7 +200,7 @@ pub async fn identify(
 
 /// All human faces in a photo (detected, then confirmed): boxes, landmarks, scores.
 #[utoipa::path(post, path = "/v1/detections", tag = "detection",
-    request_body(content((DetectRequest = "multipart/form-data"), (DetectRequest = "application/json"))),
+    request_body(content((DetectForm = "multipart/form-data"), (DetectRequest = "application/json"))),
     responses(
         (status = 200, description = "Faces found (possibly none)", body = DetectionAnswer),
         (status = 422, description = "Not a readable photo", body = ErrorBody),
@@ -214,7 +215,7 @@ pub async fn detect(
 
 /// Delete the NIK's enrolment (deactivation or erasure).
 #[utoipa::path(delete, path = "/v1/enrollments/{nik}", tag = "enrolment",
-    params(("nik" = String, Path, description = "The 16-digit NIK", pattern = "^[0-9]{16}$")),
+    params(NikPath),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "The NIK is not enrolled", body = ErrorBody),
@@ -222,7 +223,7 @@ pub async fn detect(
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(nik): Path<String>,
+    Path(NikPath { nik }): Path<NikPath>,
 ) -> Result<StatusCode, ApiError> {
     let nik = Nik::parse(&nik)?;
     let subject = nik.as_str().to_string();

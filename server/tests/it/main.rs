@@ -6,6 +6,7 @@ mod browser;
 mod clients;
 mod hardening;
 mod router;
+mod schema;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -77,7 +77,7 @@ async fn openapi_document_validates_and_covers_the_routes() {
     assert_eq!(status, StatusCode::OK);
     let file = dir.path().join("openapi.json");
     std::fs::write(&file, &body).expect("write");
-    let validator = crate::root().join(".cache/venv-api/bin/openapi-spec-validator");
+    let validator = crate::schema::api_tool("openapi-spec-validator");
     let out = std::process::Command::new(&validator)
         .arg(&file)
         .output()
@@ -112,7 +112,23 @@ async fn openapi_document_validates_and_covers_the_routes() {
     let enrol = &paths["/v1/enrollments"]["post"]["requestBody"]["content"];
     assert!(enrol.get("multipart/form-data").is_some() && enrol.get("application/json").is_some());
     let schemas = &doc["components"]["schemas"];
-    assert_eq!(schemas["EnrollRequest"]["properties"]["nik"]["pattern"], "^[0-9]{16}$");
+    assert_eq!(schemas["EnrollRequest"]["properties"]["nik"]["pattern"], wajah_server::api::NIK_PATTERN);
+    // Multipart bodies are described by their own schemas (photos as file parts), with the same fields.
+    for (json, form) in [
+        ("EnrollRequest", "EnrollForm"),
+        ("VerifyRequest", "VerifyForm"),
+        ("CompareRequest", "CompareForm"),
+        ("IdentifyRequest", "IdentifyForm"),
+        ("DetectRequest", "DetectForm"),
+    ] {
+        let fields = |name: &str| {
+            schemas[name]["properties"].as_object().map(|p| p.keys().cloned().collect::<Vec<_>>())
+        };
+        assert_eq!(fields(json), fields(form), "{json} and {form}");
+        assert_eq!(schemas[json]["required"], schemas[form]["required"], "{json} and {form}");
+    }
+    assert_eq!(schemas["PhotoFile"]["format"], "binary");
+    assert_eq!(schemas["PhotoBytes"]["contentEncoding"], "base64");
     let codes = schemas["ErrorDetail"]["properties"]["code"]["enum"].as_array().expect("codes");
     assert_eq!(codes.len(), wajah_server::error::codes().count());
 }
