@@ -1,6 +1,7 @@
 //! Decoding real and hostile inputs: every trap decodes, every junk input is a typed error.
 
-use std::io::Cursor;
+use std::io::{Cursor, Write};
+use std::time::{Duration, Instant};
 
 use wajah::{DecodeLimits, Error, FacePolicy, decode};
 
@@ -95,4 +96,72 @@ fn junk_inputs_are_typed_errors_never_panics() {
             assert!(e.is_user_error(), "{}: truncated photo gave internal error {e}", row[0]);
         }
     }
+}
+
+/// A `side` x `side` 16-bit RGBA PNG, written row by row (never held decoded): a real photo scaled up
+/// (nearest neighbour), alpha opaque. Compresses to under 1 MB.
+fn rgba16_png(side: u32) -> Vec<u8> {
+    let photo =
+        decode(&read("identities/fr_obama/obama_small.jpg"), &DecodeLimits::default()).expect("photo");
+    let (w, h) = photo.image.dimensions();
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, side, side);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Sixteen);
+    let mut header = encoder.write_header().expect("header");
+    let mut writer = header.stream_writer().expect("writer");
+    for y in 0..side {
+        let row: Vec<u8> = (0..side)
+            .flat_map(|x| {
+                let [r, g, b] = photo.image.get_pixel(x * w / side, y * h / side).0;
+                [r, r, g, g, b, b, 255, 255]
+            })
+            .collect();
+        writer.write_all(&row).expect("row");
+    }
+    writer.finish().expect("image data");
+    header.finish().expect("finished");
+    out
+}
+
+/// Peak resident memory of this process so far (VmHWM), in KiB.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmHWM in kB")
+}
+
+#[test]
+fn a_16_bit_rgba_bomb_is_refused_on_its_header_without_decoding() {
+    const CHILD: &str = "WAJAH_TEST_RGBA16_BOMB";
+    if std::env::var_os(CHILD).is_none() {
+        // Peak memory is per process: measured in a child that runs this test alone.
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["decode::a_16_bit_rgba_bomb_is_refused_on_its_header_without_decoding", "--exact"])
+            .args(["--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .expect("child runs");
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        eprintln!("{}", stderr.lines().filter(|l| l.contains("RGBA16")).collect::<Vec<_>>().join("\n"));
+        assert!(out.status.success() && stdout.contains("1 passed"), "child failed:\n{stdout}\n{stderr}");
+        return;
+    }
+    let bomb = rgba16_png(7000);
+    let before = peak_rss_kib();
+    let started = Instant::now();
+    let result = decode(&bomb, &DecodeLimits::default());
+    let elapsed = started.elapsed();
+    let grew = peak_rss_kib().saturating_sub(before);
+    eprintln!("RGBA16 7000x7000 PNG, {} KB: {elapsed:?}, peak RSS +{} MiB", bomb.len() / 1000, grew / 1024);
+    match result {
+        Err(Error::ImageTooLarge { what: "decoded bytes", actual, limit }) => {
+            assert_eq!((actual, limit), (7000 * 7000 * 8, 200_000_000));
+        }
+        other => {
+            panic!("expected image_too_large on decoded bytes, got {:?}", other.map(|p| p.image.dimensions()))
+        }
+    }
+    assert!(elapsed < Duration::from_millis(500), "took {elapsed:?}");
+    assert!(grew < 16 * 1024, "peak RSS grew by {grew} KiB");
 }

@@ -1,5 +1,8 @@
 //! Photo bytes -> upright RGB image, with limits checked before any pixel is decoded.
 
+#[cfg(test)]
+mod tests;
+
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
@@ -19,12 +22,25 @@ pub struct DecodeLimits {
     pub max_height: u32,
     /// Largest accepted width x height.
     pub max_pixels: u64,
+    /// Largest accepted decoded size: width x height x the bytes per pixel the decoder fills (a JPEG:
+    /// 3, libjpeg decodes to RGB; PNG and the others: their colour type, e.g. 8 for 16-bit RGBA).
+    /// Also the `image` crate's allocation limit. The default, 200 MB, is the pixel limit at 4 bytes
+    /// per pixel: every 8-bit photo the pixel limit lets through (a 50 MP JPEG decodes to 150 MB,
+    /// RGBA to 200 MB), but 16-bit RGBA only up to 25 MP: a 7000x7000 one (392 MB, under 1 MB as a
+    /// PNG) is refused.
+    pub max_decoded_bytes: u64,
 }
 
 impl Default for DecodeLimits {
     fn default() -> Self {
         // A 50 MP phone photo fits; a 30000x30000 decompression bomb does not.
-        Self { max_bytes: 25 << 20, max_width: 12_000, max_height: 12_000, max_pixels: 50_000_000 }
+        Self {
+            max_bytes: 25 << 20,
+            max_width: 12_000,
+            max_height: 12_000,
+            max_pixels: 50_000_000,
+            max_decoded_bytes: 200_000_000,
+        }
     }
 }
 
@@ -47,12 +63,11 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Photo> {
     // JPEGs are decoded by libjpeg-turbo, bit-identical to OpenCV's imread; image's own JPEG decoder
     // is the fallback for what libjpeg cannot turn into RGB (CMYK).
     let full = if format == "jpeg" { jpeg(bytes, 8) } else { None };
-    let mut image = match full {
+    let image = match full {
         Some(image) => image,
-        None => DynamicImage::from_decoder(decoder).map_err(image_error)?,
+        None => DynamicImage::from_decoder(decoder).map_err(image_error)?.into_rgb8(),
     };
-    image.apply_orientation(orientation);
-    Ok(Photo { image: image.to_rgb8(), format })
+    Ok(Photo { image: orient(image, orientation), format })
 }
 
 /// Width and height (after EXIF orientation) and format, from the header only.
@@ -80,18 +95,17 @@ pub fn decode_scaled(bytes: &[u8], limits: &DecodeLimits, min_scale: f32) -> Res
     drop(decoder);
     let eighths = (1..8u8).find(|&n| f32::from(n) / 8.0 >= min_scale);
     if let (Some(n), "jpeg") = (eighths, format)
-        && let Some(mut image) = jpeg(bytes, n)
+        && let Some(image) = jpeg(bytes, n)
     {
         let scale = image.width() as f32 / width as f32;
-        image.apply_orientation(orientation);
-        return Ok((Photo { image: image.to_rgb8(), format }, scale));
+        return Ok((Photo { image: orient(image, orientation), format }, scale));
     }
     Ok((decode(bytes, limits)?, 1.0))
 }
 
 /// A JPEG decoded by libjpeg-turbo at scale `eighths`/8 (IDCT scaling); `None` if it cannot be decoded
 /// to RGB that way (the caller then uses image's decoder, whose error, if any, is the one reported).
-fn jpeg(bytes: &[u8], eighths: u8) -> Option<DynamicImage> {
+fn jpeg(bytes: &[u8], eighths: u8) -> Option<RgbImage> {
     // libjpeg reports errors by unwinding; the crate turns them into io errors.
     let mut decompress = mozjpeg::Decompress::with_markers(&[]).from_mem(bytes).ok()?;
     decompress.scale(eighths);
@@ -99,7 +113,15 @@ fn jpeg(bytes: &[u8], eighths: u8) -> Option<DynamicImage> {
     let (w, h) = (u32::try_from(started.width()).ok()?, u32::try_from(started.height()).ok()?);
     let pixels = started.read_scanlines::<u8>().ok()?;
     started.finish().ok()?;
-    RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
+    RgbImage::from_raw(w, h, pixels)
+}
+
+/// Applies EXIF orientation to RGB pixels: after conversion, so that a rotation moves 3 bytes per
+/// pixel, not the source's 8; an image already RGB is not copied.
+fn orient(image: RgbImage, orientation: image::metadata::Orientation) -> RgbImage {
+    let mut image = DynamicImage::ImageRgb8(image);
+    image.apply_orientation(orientation);
+    image.into_rgb8()
 }
 
 /// Sniffs the format, checks the limits on the header and opens a decoder.
@@ -119,15 +141,20 @@ fn open<'a>(
     })?;
     let name = format_name(format)?;
     let mut reader = reader;
-    // Width and height are checked below with precise errors; this bounds what a decoder allocates.
+    // Width, height and decoded bytes are checked below with precise errors; this bounds any single
+    // buffer a decoder reserves (e.g. a GIF frame larger than its screen) by the same figure.
     let mut image_limits = image::Limits::default();
-    image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
+    image_limits.max_alloc = Some(limits.max_decoded_bytes);
     reader.limits(image_limits);
     let mut decoder = reader.into_decoder().map_err(image_error)?;
     let (width, height) = decoder.dimensions();
     check("width", u64::from(width), u64::from(limits.max_width))?;
     check("height", u64::from(height), u64::from(limits.max_height))?;
-    check("pixels", u64::from(width) * u64::from(height), limits.max_pixels)?;
+    let pixels = u64::from(width) * u64::from(height);
+    check("pixels", pixels, limits.max_pixels)?;
+    // libjpeg decodes every JPEG to RGB.
+    let bytes_per_pixel = if name == "jpeg" { 3 } else { decoder.color_type().bytes_per_pixel() };
+    check("decoded bytes", pixels.saturating_mul(u64::from(bytes_per_pixel)), limits.max_decoded_bytes)?;
     if width == 0 || height == 0 {
         return Err(Error::UnsupportedImage { reason: "the image has no pixels".into() });
     }
@@ -163,61 +190,5 @@ fn image_error(e: image::ImageError) -> Error {
             Error::UnsupportedImage { reason: format!("over a decoding limit: {l}") }
         }
         other => Error::UnsupportedImage { reason: other.to_string() },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn png(width: u32, height: u32) -> Vec<u8> {
-        let img = RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 7]));
-        let mut out = Cursor::new(Vec::new());
-        img.write_to(&mut out, ImageFormat::Png).expect("encode");
-        out.into_inner()
-    }
-
-    #[test]
-    fn decodes_by_content_not_name() {
-        let photo = decode(&png(5, 3), &DecodeLimits::default()).expect("valid png");
-        assert_eq!(photo.format, "png");
-        assert_eq!(photo.image.dimensions(), (5, 3));
-        assert_eq!(photo.image.get_pixel(4, 2).0, [4, 2, 7]);
-    }
-
-    #[test]
-    fn empty_truncated_and_random_bytes_are_typed_errors() {
-        let limits = DecodeLimits::default();
-        assert!(matches!(decode(&[], &limits), Err(Error::EmptyInput)));
-        let full = png(64, 64);
-        assert!(matches!(decode(&full[..full.len() / 2], &limits), Err(Error::UnsupportedImage { .. })));
-        let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-        assert!(matches!(decode(&noise, &limits), Err(Error::UnsupportedImage { .. })));
-    }
-
-    #[test]
-    fn jpeg_decodes_at_reduced_scale() {
-        let img = RgbImage::from_fn(800, 600, |x, y| image::Rgb([(x / 4) as u8, (y / 4) as u8, 128]));
-        let mut out = Cursor::new(Vec::new());
-        img.write_to(&mut out, ImageFormat::Jpeg).expect("encode");
-        let bytes = out.into_inner();
-        let (photo, scale) = decode_scaled(&bytes, &DecodeLimits::default(), 0.2).expect("decodes");
-        assert_eq!((photo.image.dimensions(), scale), ((200, 150), 0.25));
-        let (finer, scale) = decode_scaled(&bytes, &DecodeLimits::default(), 0.3).expect("decodes");
-        assert_eq!((finer.image.dimensions(), scale), ((300, 225), 0.375));
-        let p = photo.image.get_pixel(100, 75).0;
-        assert!(p[0].abs_diff(100) <= 3 && p[1].abs_diff(75) <= 3 && p[2].abs_diff(128) <= 3, "{p:?}");
-        let (full, scale) = decode_scaled(&bytes, &DecodeLimits::default(), 0.9).expect("decodes");
-        assert_eq!((full.image.dimensions(), scale), ((800, 600), 1.0));
-        let (png, scale) = decode_scaled(&png(40, 30), &DecodeLimits::default(), 0.1).expect("decodes");
-        assert_eq!((png.image.dimensions(), scale), ((40, 30), 1.0));
-    }
-
-    #[test]
-    fn limits_are_checked_on_the_header() {
-        let limits = DecodeLimits { max_width: 10, ..DecodeLimits::default() };
-        assert!(matches!(decode(&png(11, 2), &limits), Err(Error::ImageTooLarge { what: "width", .. })));
-        let limits = DecodeLimits { max_bytes: 10, ..DecodeLimits::default() };
-        assert!(matches!(decode(&png(11, 2), &limits), Err(Error::ImageTooLarge { what: "bytes", .. })));
     }
 }
