@@ -1,10 +1,22 @@
-//! Photo bytes -> upright RGB image, with limits checked before any pixel is decoded.
+//! Photo bytes -> upright RGB image.
+//!
+//! Formats are found by content, never by file name: JPEG (libjpeg-turbo, as OpenCV decodes it,
+//! optionally DCT-scaled), PNG, WebP, GIF (first frame), BMP and PNM. EXIF orientation is applied.
+//!
+//! [`DecodeLimits`] (input bytes, width, height, pixels, decoded bytes) are checked on the header,
+//! before any pixel is decoded. Data cut short or corrupt is refused, never decoded in part: a JPEG
+//! whose data ends before its end marker or that libjpeg finds corrupt, a PNG without its `IEND`
+//! chunk, a GIF without its trailer, a WebP shorter than its RIFF size; BMP and PNM pixel data cut
+//! short is refused by their decoders.
 
+mod complete;
+mod jpeg;
 #[cfg(test)]
 mod tests;
 
 use std::io::Cursor;
 
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 use serde::{Deserialize, Serialize};
 
@@ -23,11 +35,11 @@ pub struct DecodeLimits {
     /// Largest accepted width x height.
     pub max_pixels: u64,
     /// Largest accepted decoded size: width x height x the bytes per pixel the decoder fills (a JPEG:
-    /// 3, libjpeg decodes to RGB; PNG and the others: their colour type, e.g. 8 for 16-bit RGBA).
-    /// Also the `image` crate's allocation limit. The default, 200 MB, is the pixel limit at 4 bytes
-    /// per pixel: every 8-bit photo the pixel limit lets through (a 50 MP JPEG decodes to 150 MB,
-    /// RGBA to 200 MB), but 16-bit RGBA only up to 25 MP: a 7000x7000 one (392 MB, under 1 MB as a
-    /// PNG) is refused.
+    /// 3, libjpeg decodes to RGB, or 4 for CMYK; PNG and the others: their colour type, e.g. 8 for
+    /// 16-bit RGBA). Also the `image` crate's allocation limit. The default, 200 MB, is the pixel
+    /// limit at 4 bytes per pixel: every 8-bit photo the pixel limit lets through (a 50 MP JPEG
+    /// decodes to 150 MB, RGBA to 200 MB), but 16-bit RGBA only up to 25 MP: a 7000x7000 one
+    /// (392 MB, under 1 MB as a PNG) is refused.
     pub max_decoded_bytes: u64,
 }
 
@@ -49,25 +61,18 @@ impl Default for DecodeLimits {
 pub struct Photo {
     /// Upright RGB pixels (alpha dropped, greyscale replicated).
     pub image: RgbImage,
-    /// The format found by content sniffing (not the file name), e.g. `jpeg`.
+    /// The format found by content sniffing (not the file name): `jpeg`, `png`, `webp`, `gif`, `bmp`
+    /// or `pnm`.
     pub format: &'static str,
 }
 
-/// Decodes photo bytes by their content (JPEG, PNG, WebP, GIF, BMP, PNM), applying EXIF orientation.
+/// Decodes photo bytes by their content, applying EXIF orientation.
 ///
 /// # Errors
 /// [`Error::EmptyInput`], [`Error::ImageTooLarge`] (checked on the header), or
 /// [`Error::UnsupportedImage`] for unknown formats and corrupt or truncated data.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Photo> {
-    let (decoder, format, orientation) = open(bytes, limits)?;
-    // JPEGs are decoded by libjpeg-turbo, bit-identical to OpenCV's imread; image's own JPEG decoder
-    // is the fallback for what libjpeg cannot turn into RGB (CMYK).
-    let full = if format == "jpeg" { jpeg(bytes, 8) } else { None };
-    let image = match full {
-        Some(image) => image,
-        None => DynamicImage::from_decoder(decoder).map_err(image_error)?.into_rgb8(),
-    };
-    Ok(Photo { image: orient(image, orientation), format })
+    decode_scaled(bytes, limits, 1.0).map(|(photo, _)| photo)
 }
 
 /// Width and height (after EXIF orientation) and format, from the header only.
@@ -75,7 +80,8 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Photo> {
 /// # Errors
 /// As [`decode`], for what the header shows.
 pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<((u32, u32), &'static str)> {
-    use image::metadata::Orientation::{Rotate90, Rotate90FlipH, Rotate270, Rotate270FlipH};
+    use Orientation::{Rotate90, Rotate90FlipH, Rotate270, Rotate270FlipH};
+    check_input(bytes, limits)?;
     let (decoder, format, orientation) = open(bytes, limits)?;
     let (w, h) = decoder.dimensions();
     let swapped = matches!(orientation, Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH);
@@ -90,49 +96,37 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<((u32, u32), &'stati
 /// # Errors
 /// As [`decode`].
 pub fn decode_scaled(bytes: &[u8], limits: &DecodeLimits, min_scale: f32) -> Result<(Photo, f32)> {
+    check_input(bytes, limits)?;
     let (decoder, format, orientation) = open(bytes, limits)?;
     let width = decoder.dimensions().0;
-    drop(decoder);
-    let eighths = (1..8u8).find(|&n| f32::from(n) / 8.0 >= min_scale);
-    if let (Some(n), "jpeg") = (eighths, format)
-        && let Some(image) = jpeg(bytes, n)
-    {
-        let scale = image.width() as f32 / width as f32;
-        return Ok((Photo { image: orient(image, orientation), format }, scale));
-    }
-    Ok((decode(bytes, limits)?, 1.0))
+    let image = if format == "jpeg" {
+        drop(decoder);
+        let eighths = (1..8u8).find(|&n| f32::from(n) / 8.0 >= min_scale).unwrap_or(8);
+        jpeg::decode(bytes, eighths, limits)?
+    } else {
+        // Converted before orienting: a rotation then moves 3 bytes per pixel, not the source's 8.
+        DynamicImage::from_decoder(decoder).map_err(image_error)?.into_rgb8()
+    };
+    let scale = image.width() as f32 / width as f32;
+    let mut oriented = DynamicImage::ImageRgb8(image);
+    oriented.apply_orientation(orientation);
+    Ok((Photo { image: oriented.into_rgb8(), format }, scale))
 }
 
-/// A JPEG decoded by libjpeg-turbo at scale `eighths`/8 (IDCT scaling); `None` if it cannot be decoded
-/// to RGB that way (the caller then uses image's decoder, whose error, if any, is the one reported).
-fn jpeg(bytes: &[u8], eighths: u8) -> Option<RgbImage> {
-    // libjpeg reports errors by unwinding; the crate turns them into io errors.
-    let mut decompress = mozjpeg::Decompress::with_markers(&[]).from_mem(bytes).ok()?;
-    decompress.scale(eighths);
-    let mut started = decompress.rgb().ok()?;
-    let (w, h) = (u32::try_from(started.width()).ok()?, u32::try_from(started.height()).ok()?);
-    let pixels = started.read_scanlines::<u8>().ok()?;
-    started.finish().ok()?;
-    RgbImage::from_raw(w, h, pixels)
-}
-
-/// Applies EXIF orientation to RGB pixels: after conversion, so that a rotation moves 3 bytes per
-/// pixel, not the source's 8; an image already RGB is not copied.
-fn orient(image: RgbImage, orientation: image::metadata::Orientation) -> RgbImage {
-    let mut image = DynamicImage::ImageRgb8(image);
-    image.apply_orientation(orientation);
-    image.into_rgb8()
-}
-
-/// Sniffs the format, checks the limits on the header and opens a decoder.
-fn open<'a>(
-    bytes: &'a [u8],
-    limits: &DecodeLimits,
-) -> Result<(impl ImageDecoder + 'a, &'static str, image::metadata::Orientation)> {
+/// Refuses empty and oversized input.
+fn check_input(bytes: &[u8], limits: &DecodeLimits) -> Result<()> {
     if bytes.is_empty() {
         return Err(Error::EmptyInput);
     }
-    check("bytes", bytes.len() as u64, limits.max_bytes)?;
+    check("bytes", bytes.len() as u64, limits.max_bytes)
+}
+
+/// Sniffs the format, checks the limits and that the data
+/// is complete, and opens a decoder. No pixel is decoded.
+fn open<'a>(
+    bytes: &'a [u8],
+    limits: &DecodeLimits,
+) -> Result<(impl ImageDecoder + 'a, &'static str, Orientation)> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::UnsupportedImage { reason: e.to_string() })?;
@@ -146,24 +140,35 @@ fn open<'a>(
     let mut image_limits = image::Limits::default();
     image_limits.max_alloc = Some(limits.max_decoded_bytes);
     reader.limits(image_limits);
+    complete::check(name, bytes)?;
     let mut decoder = reader.into_decoder().map_err(image_error)?;
     let (width, height) = decoder.dimensions();
+    // libjpeg decodes every JPEG to RGB (a CMYK one is checked again at 4 bytes per pixel).
+    let bytes_per_pixel = if name == "jpeg" { 3 } else { decoder.color_type().bytes_per_pixel() };
+    check_header(width, height, u64::from(bytes_per_pixel), limits)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    Ok((decoder, name, orientation))
+}
+
+/// The limits a header can be checked against: width, height, pixels and decoded bytes.
+fn check_header(width: u32, height: u32, bytes_per_pixel: u64, limits: &DecodeLimits) -> Result<()> {
     check("width", u64::from(width), u64::from(limits.max_width))?;
     check("height", u64::from(height), u64::from(limits.max_height))?;
     let pixels = u64::from(width) * u64::from(height);
     check("pixels", pixels, limits.max_pixels)?;
-    // libjpeg decodes every JPEG to RGB.
-    let bytes_per_pixel = if name == "jpeg" { 3 } else { decoder.color_type().bytes_per_pixel() };
-    check("decoded bytes", pixels.saturating_mul(u64::from(bytes_per_pixel)), limits.max_decoded_bytes)?;
-    if width == 0 || height == 0 {
-        return Err(Error::UnsupportedImage { reason: "the image has no pixels".into() });
+    check("decoded bytes", pixels.saturating_mul(bytes_per_pixel), limits.max_decoded_bytes)?;
+    if pixels == 0 {
+        return Err(unsupported("the image has no pixels"));
     }
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    Ok((decoder, name, orientation))
+    Ok(())
 }
 
 fn check(what: &'static str, actual: u64, limit: u64) -> Result<()> {
     if actual > limit { Err(Error::ImageTooLarge { what, actual, limit }) } else { Ok(()) }
+}
+
+fn unsupported(reason: impl Into<String>) -> Error {
+    Error::UnsupportedImage { reason: reason.into() }
 }
 
 // `ImageFormat` is another crate's non-exhaustive enum: a wildcard arm is required, and every
@@ -177,18 +182,17 @@ fn format_name(format: ImageFormat) -> Result<&'static str> {
         ImageFormat::Gif => "gif",
         ImageFormat::Bmp => "bmp",
         ImageFormat::Pnm => "pnm",
-        other => {
-            return Err(Error::UnsupportedImage { reason: format!("{other:?} images are not accepted") });
-        }
+        other => return Err(unsupported(format!("{other:?} images are not accepted"))),
     })
 }
 
 fn image_error(e: image::ImageError) -> Error {
     #[allow(clippy::wildcard_enum_match_arm)] // every other failure is an unreadable image
     match e {
-        image::ImageError::Limits(l) => {
-            Error::UnsupportedImage { reason: format!("over a decoding limit: {l}") }
+        image::ImageError::Limits(l) => unsupported(format!("over a decoding limit: {l}")),
+        image::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            unsupported(format!("the image is truncated: {e}"))
         }
-        other => Error::UnsupportedImage { reason: other.to_string() },
+        other => unsupported(other.to_string()),
     }
 }

@@ -1,4 +1,4 @@
-//! Unit tests of the decoder, on real photos re-encoded in memory.
+//! Unit tests of the decoder: limits, completeness and JPEG paths, on real photos re-encoded in memory.
 
 use std::io::Cursor;
 
@@ -73,6 +73,13 @@ fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     out.into_inner()
 }
 
+fn reason(result: Result<impl std::fmt::Debug>) -> String {
+    match result {
+        Err(Error::UnsupportedImage { reason }) => reason,
+        other => panic!("expected UnsupportedImage, got {other:?}"),
+    }
+}
+
 #[test]
 fn decoded_bytes_are_checked_on_the_header_by_bytes_per_pixel() {
     let photo = photo();
@@ -109,4 +116,75 @@ fn decoded_bytes_are_checked_on_the_header_by_bytes_per_pixel() {
     // The default lets every 8-bit photo the pixel limit lets through, at 4 bytes per pixel.
     let limits = DecodeLimits::default();
     assert_eq!(limits.max_decoded_bytes, limits.max_pixels * 4);
+}
+
+#[test]
+fn a_file_cut_before_its_end_marker_is_refused_and_trailing_bytes_are_not() {
+    let rgb = DynamicImage::ImageRgb8(photo());
+    for format in [ImageFormat::Png, ImageFormat::Gif, ImageFormat::WebP] {
+        let bytes = encode(&rgb, format);
+        for cut in [bytes.len() / 10, bytes.len() / 2, bytes.len() * 9 / 10, bytes.len() - 2, bytes.len() - 1]
+        {
+            let why = reason(decode(&bytes[..cut], &DecodeLimits::default()));
+            assert!(why.contains("truncated"), "{format:?} cut at {cut}: {why}");
+            assert!(probe(&bytes[..cut], &DecodeLimits::default()).is_err(), "{format:?} probe at {cut}");
+        }
+        let mut padded = bytes.clone();
+        padded.extend_from_slice(b"bytes after the end marker");
+        let decoded = decode(&padded, &DecodeLimits::default()).expect("trailing bytes are ignored");
+        assert_eq!(decoded.image, decode(&bytes, &DecodeLimits::default()).expect("whole").image);
+    }
+}
+
+/// The photo compressed by libjpeg (mozjpeg's encoder: progressive) in `space`, from `samples`.
+fn libjpeg_encode(space: mozjpeg::ColorSpace, samples: &[u8], (w, h): (u32, u32)) -> Vec<u8> {
+    let mut compress = mozjpeg::Compress::new(space);
+    compress.set_size(w as usize, h as usize);
+    compress.set_quality(95.0);
+    let mut started = compress.start_compress(Vec::new()).expect("starts");
+    started.write_scanlines(samples).expect("rows");
+    started.finish().expect("finishes")
+}
+
+#[test]
+fn truncated_jpegs_are_refused_at_every_dct_scale() {
+    let baseline = std::fs::read(testdata("identities/fr_obama/obama_small.jpg")).expect("testdata photo");
+    let photo = photo();
+    let progressive = libjpeg_encode(mozjpeg::ColorSpace::JCS_RGB, photo.as_raw(), photo.dimensions());
+    let limits = DecodeLimits::default();
+    for bytes in [baseline, progressive] {
+        for cut in [bytes.len() / 10, bytes.len() / 2, bytes.len() * 9 / 10, bytes.len() - 2] {
+            for scale in [0.125, 0.5, 1.0] {
+                let why = reason(decode_scaled(&bytes[..cut], &limits, scale));
+                assert!(why.contains("truncated"), "cut at {cut} of {}, scale {scale}: {why}", bytes.len());
+            }
+        }
+        let (whole, scale) = decode_scaled(&bytes, &limits, 0.5).expect("the whole file decodes");
+        assert_eq!((whole.image.width(), scale), (160, 0.5));
+    }
+}
+
+#[test]
+fn cmyk_jpeg_decodes_to_rgb_as_opencv_does() {
+    // Adobe CMYK as libjpeg stores it (inverted): K = the brightest channel, C, M, Y scaled by it.
+    let photo = photo();
+    let cmyk: Vec<u8> = photo
+        .pixels()
+        .flat_map(|p| {
+            let k = p.0.into_iter().max().unwrap_or(0).max(1);
+            let ink = |v: u8| (u32::from(v) * 255 / u32::from(k)) as u8;
+            [ink(p.0[0]), ink(p.0[1]), ink(p.0[2]), k]
+        })
+        .collect();
+    let bytes = libjpeg_encode(mozjpeg::ColorSpace::JCS_CMYK, &cmyk, photo.dimensions());
+    // Used to unwind out of decode (libjpeg cannot convert CMYK to RGB itself).
+    let decoded = decode(&bytes, &DecodeLimits::default()).expect("a CMYK JPEG decodes");
+    let diff: u64 =
+        decoded.image.as_raw().iter().zip(photo.as_raw()).map(|(a, b)| u64::from(a.abs_diff(*b))).sum();
+    let mean = diff as f64 / photo.as_raw().len() as f64;
+    assert!(mean < 3.0, "mean difference {mean:.2} from the RGB photo");
+    let pixels = u64::from(photo.width() * photo.height());
+    let limits = DecodeLimits { max_decoded_bytes: pixels * 4 - 1, ..DecodeLimits::default() };
+    assert!(matches!(decode(&bytes, &limits), Err(Error::ImageTooLarge { what: "decoded bytes", .. })));
+    assert!(reason(decode(&bytes[..bytes.len() - 2], &DecodeLimits::default())).contains("truncated"));
 }

@@ -81,19 +81,76 @@ fn junk_inputs_are_typed_errors_never_panics() {
     for row in rows.iter().filter(|r| r[0].ends_with(".jpg")).take(5) {
         let bytes = read(&row[0]);
         for cut in [1, 10, bytes.len() / 3, bytes.len() - 1] {
-            let result = decode(&bytes[..cut], &limits);
+            let result = decode(&bytes[..cut], &limits).map(|p| p.image.dimensions());
             assert!(
-                matches!(result, Err(Error::UnsupportedImage { .. }) | Ok(_)),
-                "{} cut at {cut}: {:?}",
-                row[0],
-                result.err()
+                matches!(result, Err(Error::UnsupportedImage { .. })),
+                "{} cut at {cut}: {result:?}",
+                row[0]
             );
         }
-        // A truncated photo either fails as unsupported or still goes through the whole pipeline.
-        let engine = engine();
-        let result = engine.analyze_with(&bytes[..bytes.len() / 2], FacePolicy::Largest);
-        if let Err(e) = result {
-            assert!(e.is_user_error(), "{}: truncated photo gave internal error {e}", row[0]);
+        // The whole pipeline (header probe, then a DCT-scaled decode) refuses it too.
+        let result = engine().analyze_with(&bytes[..bytes.len() / 2], FacePolicy::Largest);
+        assert!(
+            matches!(result, Err(Error::UnsupportedImage { .. })),
+            "{}: {:?}",
+            row[0],
+            result.map(|a| a.face)
+        );
+    }
+}
+
+/// The reason of an `UnsupportedImage` error.
+fn refusal<T>(result: Result<T, Error>) -> String {
+    match result {
+        Err(Error::UnsupportedImage { reason }) => reason,
+        Err(e) => panic!("expected unsupported_image, got {}: {e}", e.code()),
+        Ok(_) => panic!("expected unsupported_image, got a decoded image"),
+    }
+}
+
+#[test]
+fn photos_cut_short_are_refused_in_every_format() {
+    // Real photos of each format: JPEG (baseline, and obama1.jpg progressive), PNG, GIF, WebP, PGM.
+    let files = [
+        "identities/fr_obama/obama.jpg",
+        "identities/fr_obama/obama1.jpg",
+        "identities/of_adams/adams.jpg",
+        "identities/dj_John_Simm/000288_00470387.jpg",
+        "identities/fr_alex_lacamoire/alex-lacamoire.png",
+        "robustness/face_recognition___format__32bit.png",
+        "robustness/yalefaces__subject01__subject01.glasses.gif",
+        "robustness/insightface__rd__d1.jpeg",
+        "identities/orl_s1/1.pgm",
+    ];
+    let limits = DecodeLimits::default();
+    for file in files {
+        let bytes = read(file);
+        let whole = decode(&bytes, &limits).unwrap_or_else(|e| panic!("{file} whole: {e}"));
+        for cut in [bytes.len() / 10, bytes.len() / 2, bytes.len() * 9 / 10, bytes.len() - 2] {
+            let why = refusal(decode(&bytes[..cut], &limits));
+            assert!(why.contains("truncated"), "{file} ({}) cut at {cut}: {why}", whole.format);
+        }
+    }
+}
+
+#[test]
+fn corrupt_jpeg_data_is_refused_not_decoded_in_part() {
+    let files =
+        ["identities/fr_obama/obama.jpg", "identities/fr_obama/obama1.jpg", "identities/of_adams/adams.jpg"];
+    for file in files {
+        let bytes = read(file);
+        let mid = bytes.len() / 2;
+        // An end-of-image marker in the middle of the scan data: libjpeg stops there, greys the rest.
+        let mut early_end = bytes.clone();
+        early_end[mid..mid + 2].copy_from_slice(&[0xFF, 0xD9]);
+        // Garbage over 256 bytes, and bits flipped across the middle fifth.
+        let mut garbage = bytes.clone();
+        garbage[mid..mid + 256].iter_mut().enumerate().for_each(|(i, b)| *b = (i * 37 % 251) as u8);
+        let mut flipped = bytes.clone();
+        flipped[mid - mid / 10..mid + mid / 10].iter_mut().step_by(97).for_each(|b| *b ^= 0x10);
+        for (what, corrupt) in [("early EOI", early_end), ("garbage", garbage), ("flipped bits", flipped)] {
+            let why = refusal(decode(&corrupt, &DecodeLimits::default()));
+            assert!(why.contains("corrupt"), "{file} with {what}: {why}");
         }
     }
 }
