@@ -1,16 +1,20 @@
 //! Photo bytes -> upright RGB image.
 //!
 //! Formats are found by content, never by file name: JPEG (libjpeg-turbo, as OpenCV decodes it,
-//! optionally DCT-scaled), PNG, WebP, GIF (first frame), BMP and PNM. EXIF orientation is applied.
+//! optionally DCT-scaled), JPEG 2000 (JP2 files and raw J2K codestreams; greyscale or colour, any
+//! bit depth scaled to 8 bits), PNG, WebP, GIF (first frame), BMP and PNM. EXIF orientation is
+//! applied.
 //!
 //! [`DecodeLimits`] (input bytes, width, height, pixels, decoded bytes) are checked on the header,
 //! before any pixel is decoded. Data cut short or corrupt is refused, never decoded in part: a JPEG
 //! whose data ends before its end marker or that libjpeg finds corrupt, a PNG without its `IEND`
-//! chunk, a GIF without its trailer, a WebP shorter than its RIFF size; BMP and PNM pixel data cut
-//! short is refused by their decoders.
+//! chunk, a GIF without its trailer, a WebP shorter than its RIFF size, a JPEG 2000 file whose boxes
+//! or tile-parts run past the end or that lacks its end-of-codestream marker; BMP and PNM pixel data
+//! cut short is refused by their decoders.
 
 mod complete;
 mod jpeg;
+mod jpeg2000;
 #[cfg(test)]
 mod tests;
 
@@ -36,10 +40,10 @@ pub struct DecodeLimits {
     pub max_pixels: u64,
     /// Largest accepted decoded size: width x height x the bytes per pixel the decoder fills (a JPEG:
     /// 3, libjpeg decodes to RGB, or 4 for CMYK; PNG and the others: their colour type, e.g. 8 for
-    /// 16-bit RGBA). Also the `image` crate's allocation limit. The default, 200 MB, is the pixel
-    /// limit at 4 bytes per pixel: every 8-bit photo the pixel limit lets through (a 50 MP JPEG
-    /// decodes to 150 MB, RGBA to 200 MB), but 16-bit RGBA only up to 25 MP: a 7000x7000 one
-    /// (392 MB, under 1 MB as a PNG) is refused.
+    /// 16-bit RGBA; JPEG 2000: 8 per component, two `f32` planes). Also the `image` crate's
+    /// allocation limit. The default, 200 MB, is the pixel limit at 4 bytes per pixel: every 8-bit
+    /// photo the pixel limit lets through (a 50 MP JPEG decodes to 150 MB, RGBA to 200 MB), but
+    /// 16-bit RGBA only up to 25 MP: a 7000x7000 one (392 MB, under 1 MB as a PNG) is refused.
     pub max_decoded_bytes: u64,
 }
 
@@ -61,8 +65,8 @@ impl Default for DecodeLimits {
 pub struct Photo {
     /// Upright RGB pixels (alpha dropped, greyscale replicated).
     pub image: RgbImage,
-    /// The format found by content sniffing (not the file name): `jpeg`, `png`, `webp`, `gif`, `bmp`
-    /// or `pnm`.
+    /// The format found by content sniffing (not the file name): `jpeg`, `jp2` (JPEG 2000 file),
+    /// `j2k` (raw JPEG 2000 codestream), `png`, `webp`, `gif`, `bmp` or `pnm`.
     pub format: &'static str,
 }
 
@@ -82,6 +86,10 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Photo> {
 pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<((u32, u32), &'static str)> {
     use Orientation::{Rotate90, Rotate90FlipH, Rotate270, Rotate270FlipH};
     check_input(bytes, limits)?;
+    if let Some(format) = jpeg2000::sniff(bytes) {
+        let image = jpeg2000::open(bytes, format, limits)?;
+        return Ok(((image.width(), image.height()), format));
+    }
     let (decoder, format, orientation) = open(bytes, limits)?;
     let (w, h) = decoder.dimensions();
     let swapped = matches!(orientation, Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH);
@@ -97,6 +105,9 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<((u32, u32), &'stati
 /// As [`decode`].
 pub fn decode_scaled(bytes: &[u8], limits: &DecodeLimits, min_scale: f32) -> Result<(Photo, f32)> {
     check_input(bytes, limits)?;
+    if let Some(format) = jpeg2000::sniff(bytes) {
+        return Ok((Photo { image: jpeg2000::decode(bytes, format, limits)?, format }, 1.0));
+    }
     let (decoder, format, orientation) = open(bytes, limits)?;
     let width = decoder.dimensions().0;
     let image = if format == "jpeg" {
@@ -121,7 +132,7 @@ fn check_input(bytes: &[u8], limits: &DecodeLimits) -> Result<()> {
     check("bytes", bytes.len() as u64, limits.max_bytes)
 }
 
-/// Sniffs the format, checks the limits and that the data
+/// Sniffs the format (for the formats the `image` crate reads), checks the limits and that the data
 /// is complete, and opens a decoder. No pixel is decoded.
 fn open<'a>(
     bytes: &'a [u8],
@@ -131,7 +142,7 @@ fn open<'a>(
         .with_guessed_format()
         .map_err(|e| Error::UnsupportedImage { reason: e.to_string() })?;
     let format = reader.format().ok_or_else(|| Error::UnsupportedImage {
-        reason: "not a JPEG, PNG, WebP, GIF, BMP or PNM image".into(),
+        reason: "not a JPEG, JPEG 2000, PNG, WebP, GIF, BMP or PNM image".into(),
     })?;
     let name = format_name(format)?;
     let mut reader = reader;

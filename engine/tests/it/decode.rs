@@ -110,7 +110,8 @@ fn refusal<T>(result: Result<T, Error>) -> String {
 
 #[test]
 fn photos_cut_short_are_refused_in_every_format() {
-    // Real photos of each format: JPEG (baseline, and obama1.jpg progressive), PNG, GIF, WebP, PGM.
+    // Real photos of each format: JPEG (baseline, and obama1.jpg progressive), PNG, GIF, WebP, PGM,
+    // JPEG 2000 (file and codestream).
     let files = [
         "identities/fr_obama/obama.jpg",
         "identities/fr_obama/obama1.jpg",
@@ -121,6 +122,8 @@ fn photos_cut_short_are_refused_in_every_format() {
         "robustness/yalefaces__subject01__subject01.glasses.gif",
         "robustness/insightface__rd__d1.jpeg",
         "identities/orl_s1/1.pgm",
+        "jpeg2000/obama_id.jp2",
+        "jpeg2000/obama_id_grey16.j2k",
     ];
     let limits = DecodeLimits::default();
     for file in files {
@@ -221,4 +224,96 @@ fn a_16_bit_rgba_bomb_is_refused_on_its_header_without_decoding() {
     }
     assert!(elapsed < Duration::from_millis(500), "took {elapsed:?}");
     assert!(grew < 16 * 1024, "peak RSS grew by {grew} KiB");
+}
+
+/// The lossy JPEG 2000 ID photo: a 300x400 crop of face_recognition's obama.jpg at 20:1 (ORIGINS.csv).
+const ID_PHOTO: &str = "jpeg2000/obama_id.jp2";
+
+#[test]
+fn jpeg2000_id_photo_matches_a_jpeg_selfie_of_the_same_person_only() {
+    let bytes = read(ID_PHOTO);
+    let photo = decode(&bytes, &DecodeLimits::default()).expect("the JP2 decodes");
+    assert_eq!((photo.format, photo.image.dimensions()), ("jp2", (300, 400)));
+    let runs = 10;
+    let started = Instant::now();
+    for _ in 0..runs {
+        decode(&bytes, &DecodeLimits::default()).expect("decodes");
+    }
+    eprintln!("{ID_PHOTO} ({} bytes): decoded in {:?}", bytes.len(), started.elapsed() / runs);
+
+    let engine = engine();
+    let id = engine.analyze(&bytes).expect("one face in the ID photo");
+    let selfie =
+        engine.analyze_with(&read("identities/fr_obama/obama1.jpg"), FacePolicy::Largest).expect("a face");
+    let same = engine.compare(&id.template, &selfie.template).expect("same model");
+    assert!(same.matched, "the same person: score {:.3} under {:.3}", same.score.0, same.threshold);
+    for other in ["identities/fr_biden/biden.jpg", "identities/of_adams/adams.jpg"] {
+        let them = engine.analyze_with(&read(other), FacePolicy::Largest).expect("a face");
+        let decision = engine.compare(&id.template, &them.template).expect("same model");
+        assert!(!decision.matched, "{other}: score {:.3}", decision.score.0);
+    }
+    eprintln!("{ID_PHOTO} vs obama1.jpg: score {:.3} (threshold {:.3})", same.score.0, same.threshold);
+}
+
+/// The codestream inside a JP2 file: the contents of its `jp2c` box (boxes with 32-bit lengths).
+fn jp2c(jp2: &[u8]) -> &[u8] {
+    let mut at = 0;
+    loop {
+        let length = u32::from_be_bytes(jp2[at..at + 4].try_into().expect("4 bytes")) as usize;
+        if &jp2[at + 4..at + 8] == b"jp2c" {
+            return &jp2[at + 8..if length == 0 { jp2.len() } else { at + length }];
+        }
+        at += length;
+    }
+}
+
+#[test]
+fn jpeg2000_codestreams_are_sniffed_by_content_grey_and_16_bit_included() {
+    let jp2 = decode(&read(ID_PHOTO), &DecodeLimits::default()).expect("decodes");
+    // The JP2's own codestream, bare: a J2K by its SOC and SIZ markers.
+    let bare = decode(jp2c(&read(ID_PHOTO)), &DecodeLimits::default()).expect("the raw codestream decodes");
+    assert_eq!(bare.format, "j2k");
+    assert!(bare.image == jp2.image, "the bare codestream decodes differently from its JP2 file");
+    // A 16-bit greyscale codestream of the same crop: grey replicated, 16 bits scaled to 8.
+    let grey = decode(&read("jpeg2000/obama_id_grey16.j2k"), &DecodeLimits::default()).expect("decodes");
+    assert_eq!((grey.format, grey.image.dimensions()), ("j2k", (300, 400)));
+    assert!(grey.image.pixels().all(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2]));
+    let luma = image::DynamicImage::ImageRgb8(jp2.image).to_luma8();
+    let diff: u64 =
+        grey.image.pixels().zip(luma.pixels()).map(|(g, l)| u64::from(g.0[0].abs_diff(l.0[0]))).sum();
+    let mean = diff as f64 / f64::from(300 * 400);
+    assert!(mean < 4.0, "grey codestream differs from the colour one's luma by {mean:.2} on average");
+    engine().analyze(&read("jpeg2000/obama_id_grey16.j2k")).expect("a face in the greyscale codestream");
+}
+
+#[test]
+fn jpeg2000_limits_are_checked_on_the_header_before_decoding() {
+    // The real ID photo with its SIZ marker (and JP2 header box) claiming 60000 x 60000 pixels.
+    let mut bytes = read(ID_PHOTO);
+    let siz = bytes.windows(2).position(|w| w == [0xFF, 0x51]).expect("SIZ marker");
+    let ihdr = bytes.windows(4).position(|w| w == b"ihdr").expect("ihdr box");
+    for at in [siz + 6, siz + 10, ihdr + 4, ihdr + 8] {
+        bytes[at..at + 4].copy_from_slice(&60_000u32.to_be_bytes());
+    }
+    let started = Instant::now();
+    let result = decode(&bytes, &DecodeLimits::default());
+    let elapsed = started.elapsed();
+    match result {
+        Err(e @ Error::ImageTooLarge { .. }) => assert_eq!(e.code(), "image_too_large"),
+        other => panic!("expected image_too_large, got {:?}", other.map(|p| p.image.dimensions())),
+    }
+    assert!(elapsed < Duration::from_millis(50), "refused in {elapsed:?}");
+    // Within every limit, but in 16 million 1x1 tiles (the decoder would set them all up: 40 s and
+    // 4.7 GB for these 12 KB): more tiles than a tile-part can number.
+    let mut tiny_tiles = read("jpeg2000/obama_id_grey16.j2k");
+    for (at, value) in [(8, 4000u32), (12, 4000), (24, 1), (28, 1)] {
+        tiny_tiles[at..at + 4].copy_from_slice(&value.to_be_bytes());
+    }
+    let started = Instant::now();
+    let why = refusal(decode(&tiny_tiles, &DecodeLimits::default()));
+    assert!(why.contains("16000000 tiles") && started.elapsed() < Duration::from_millis(50), "{why}");
+    // Within width and height but over the pixel limit: refused all the same.
+    let small = DecodeLimits { max_pixels: 300 * 400 - 1, ..DecodeLimits::default() };
+    let result = decode(&read(ID_PHOTO), &small);
+    assert!(matches!(result, Err(Error::ImageTooLarge { what: "pixels", .. })), "{:?}", result.err());
 }
