@@ -173,3 +173,55 @@ fn body_memory_is_reserved_before_reading() {
     let reply = post_json(server.addr, "/v1/detections", &json!({ "photo": face }));
     assert_eq!(reply.status, 200, "{:?}", reply.json());
 }
+
+/// The real binary at log level info: a flood of refused (401) and shed (503) requests writes
+/// next to nothing to the log, while served requests are logged.
+#[test]
+fn refusals_and_sheds_do_not_flood_the_log() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = data_dir("log");
+    let root = crate::root();
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(KEY));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wajah-server"))
+        .args(["--listen", "127.0.0.1:0", "--api-key-sha256", &hash, "--workers", "1"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--models-dir")
+        .arg(root.join(".cache/models"))
+        .arg("--onnxruntime")
+        .arg(root.join(".cache/onnxruntime/libonnxruntime.so.1.31.1"))
+        .env("WAJAH_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr: std::net::SocketAddr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(&l).ok()?;
+            v["fields"]["listen"].as_str()?.parse().ok()
+        })
+        .expect("the ready line names the address");
+    for _ in 0..200 {
+        assert_eq!(http(addr, "GET", "/metrics", &[], b"").status, 401);
+    }
+    assert_eq!(http(addr, "GET", "/healthz", &[], b"").status, 200);
+    // Shed: one worker's twelve slots held by stalled uploads, then more requests.
+    let head = format!(
+        "POST /v1/detections HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+    );
+    let _held: Vec<TcpStream> = (0..12).map(|_| stall(addr, head.as_bytes())).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..100 {
+        assert_eq!(post_json(addr, "/v1/detections", &json!({ "photo": "" })).status, 503);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let noisy = rest.iter().filter(|l| l.contains("401") || l.contains("503")).count();
+    assert!(noisy < 5, "{noisy} log lines for 300 refused or shed requests:\n{}", rest.join("\n"));
+    assert!(rest.iter().any(|l| l.contains("\"status\":200")), "a served request is logged");
+}
