@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 /// An AES-256 key for enrolments at rest. The subject lookup key is derived from it.
 pub struct TemplateKey {
     key: Zeroizing<[u8; 32]>,
-    lookup: Zeroizing<[u8; 32]>,
+    /// HMAC-SHA256 keyed with the lookup key, ready to hash subjects.
+    lookup: Hmac<Sha256>,
     id: String,
 }
 
@@ -28,11 +29,9 @@ impl std::fmt::Debug for TemplateKey {
 /// Domain separation of the keyed hashes derived from a key.
 const LOOKUP_LABEL: &[u8] = b"wajah subject lookup v1";
 
-fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
-    // HMAC takes keys of any length; this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-    mac.update(message);
-    mac.finalize().into_bytes().into()
+fn keyed(key: &[u8]) -> Result<Hmac<Sha256>> {
+    <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .map_err(|_| Error::Config("template key: unusable for HMAC".into()))
 }
 
 impl TemplateKey {
@@ -52,7 +51,10 @@ impl TemplateKey {
             _ => return Err(Error::Config("template key must be 32 bytes or 64 hex digits".into())),
         }
         let id = format!("k{}", &hex::encode(Sha256::digest(key.as_ref()))[..8]);
-        let lookup = Zeroizing::new(hmac(key.as_ref(), LOOKUP_LABEL));
+        let mut derive = keyed(key.as_ref())?;
+        derive.update(LOOKUP_LABEL);
+        let lookup_key: Zeroizing<[u8; 32]> = Zeroizing::new(derive.finalize().into_bytes().into());
+        let lookup = keyed(lookup_key.as_ref())?;
         Ok(Self { key, lookup, id })
     }
 
@@ -93,7 +95,9 @@ impl TemplateKey {
 
     /// The keyed hash that finds `subject`'s row among those this key sealed.
     pub(crate) fn lookup(&self, subject: &str) -> Vec<u8> {
-        hmac(self.lookup.as_ref(), subject.as_bytes()).to_vec()
+        let mut mac = self.lookup.clone();
+        mac.update(subject.as_bytes());
+        mac.finalize().into_bytes().to_vec()
     }
 
     fn cipher(&self) -> Aes256Gcm {
