@@ -53,6 +53,16 @@ fn stages(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("embed", "sface/112x112/1thread"), |b| {
         b.iter(|| engine.embed(&[&aligned]).expect("embeds"))
     });
+    // The capture checks added to every photo: occlusion features and models, head pose.
+    let template = engine.embed(&[&aligned]).expect("embeds").remove(0);
+    group.bench_function(BenchmarkId::new("capture_checks", "occlusion+pose/112x112/1thread"), |b| {
+        b.iter(|| {
+            (
+                engine.occlusions(&aligned, &template).expect("an occlusion model"),
+                wajah::head_pose(&face.landmarks),
+            )
+        })
+    });
     let eight: Vec<_> = std::iter::repeat_n(&aligned, 8).collect();
     group.throughput(Throughput::Elements(8));
     group.bench_function(BenchmarkId::new("embed", "sface/112x112/batch8/1thread"), |b| {

@@ -17,10 +17,12 @@ use wajah::{
 };
 
 mod calibrate;
+mod capture;
 mod eval;
 mod metrics;
 mod plot;
 mod reverify;
+mod synth;
 
 #[derive(Parser)]
 #[command(name = "wajah", version, about = "Face verification for digital-ID registration")]
@@ -88,6 +90,71 @@ enum Command {
         /// The store's template key file.
         #[arg(long)]
         key: Option<PathBuf>,
+    },
+    /// Train the occlusion model (eyeglasses, sunglasses, mask, other occlusion) from a labels CSV
+    /// (`path,eyeglasses,sunglasses,mask,face_occluded[,split]`) plus occlusions drawn on its clean faces.
+    TrainOcclusion {
+        #[arg(long)]
+        labels: PathBuf,
+        /// Folder the labels' paths are relative to.
+        #[arg(long)]
+        root: PathBuf,
+        /// Use only rows of this split (rows without a split are always used).
+        #[arg(long, default_value = "train")]
+        split: String,
+        /// Synthetic occluded variants per photo without occlusions.
+        #[arg(long, default_value_t = 4)]
+        synthetic: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value = "models/occlusion_v1.json")]
+        out: PathBuf,
+    },
+    /// Measure the capture checks on a labels CSV: per problem precision and recall, and the share
+    /// of compliant photos any check rejects (JSON, and a PNG with --plot).
+    EvalCapture {
+        #[arg(long)]
+        labels: PathBuf,
+        #[arg(long)]
+        root: PathBuf,
+        /// Use only rows of this split.
+        #[arg(long)]
+        split: Option<String>,
+        #[arg(long, default_value = "capture-report.json")]
+        out: PathBuf,
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+    /// Measure the `photo_of_id_photo` flag: generated photos of each pair's A photo, and the
+    /// genuine pairs of a pairs file.
+    EvalReplay {
+        #[arg(long)]
+        pairs: PathBuf,
+        #[arg(long)]
+        root: PathBuf,
+        /// Attacks generated per ID photo.
+        #[arg(long, default_value_t = 2)]
+        per_photo: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Photos to use as backgrounds (scenes without faces).
+        #[arg(long = "background")]
+        backgrounds: Vec<PathBuf>,
+        #[arg(long, default_value = "replay-report.json")]
+        out: PathBuf,
+    },
+    /// Write an ID-photo crop of a photo (`id_photo.jpg`) and photos of it as a phone would take them
+    /// when it is held up to the camera (shrunk, tilted, on a background, blurred, JPEG): attacks.
+    MakeReplay {
+        photo: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        count: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long = "background")]
+        backgrounds: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Maintain a template database (safe while the service runs on it).
     Store {
@@ -167,6 +234,21 @@ fn main() -> Result<()> {
             };
             reverify::run(&engine, input, output, gallery.as_ref())?
         }
+        Command::TrainOcclusion { labels, root, split, synthetic, seed, out } => {
+            let rows = capture::read_labels(labels, root, Some(split))?;
+            capture::train(&*engine()?, &rows, labels, *synthetic, *seed, out)?
+        }
+        Command::EvalCapture { labels, root, split, out, plot } => {
+            let rows = capture::read_labels(labels, root, split.as_deref())?;
+            capture::eval(&*engine()?, &rows, labels, out, plot.as_deref())?
+        }
+        Command::EvalReplay { pairs: file, root, per_photo, seed, backgrounds, out } => {
+            let pairs = eval::read_pairs(file, root)?;
+            capture::eval_replay(&*engine()?, &pairs, *per_photo, *seed, backgrounds, out)?
+        }
+        Command::MakeReplay { photo, count, seed, backgrounds, out } => {
+            capture::make_replay(&*engine()?, photo, *count, *seed, backgrounds, out)?
+        }
         Command::Store { store, key, old_keys, action } => {
             let mut keys = vec![TemplateKey::load(key)?];
             for old in old_keys {
@@ -228,8 +310,10 @@ fn analysis_json(path: &Path, a: &FaceAnalysis) -> Value {
 
 fn compare(engine: &Engine, a: &Path, b: &Path) -> Result<Value> {
     let fa = engine.analyze(&read(a)?).with_context(|| format!("{}", a.display()))?;
-    let fb = engine.analyze(&read(b)?).with_context(|| format!("{}", b.display()))?;
+    let mut fb = engine.analyze(&read(b)?).with_context(|| format!("{}", b.display()))?;
     let decision = engine.compare(&fa.template, &fb.template)?;
+    // A is the ID photo, B the selfie: B near-identical to A is a photo of the ID photo.
+    engine.flag_id_photo_replay(&decision, &mut fb);
     Ok(json!({
         "a": analysis_json(a, &fa),
         "b": analysis_json(b, &fb),

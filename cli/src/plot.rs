@@ -196,3 +196,45 @@ pub fn histograms(path: &Path, genuine: &[f32], impostor: &[f32], threshold: f32
     root.present().map_err(err)?;
     Ok(())
 }
+
+/// Capture checks: precision and recall per problem as bars, the compliant rejection rate in the
+/// caption.
+pub fn capture_bars(path: &Path, bars: &[(String, f64, f64)], compliant_rejected: f64) -> Result<()> {
+    fonts();
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let n = bars.len().max(1) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Capture checks: precision (blue), recall (green); compliant rejected {:.1}%",
+                100.0 * compliant_rejected
+            ),
+            ("sans-serif", 20),
+        )
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..n, 0.0..1.05)
+        .map_err(err)?;
+    let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    chart
+        .configure_mesh()
+        .x_labels(bars.len())
+        .x_label_formatter(&|x| names.get(x.floor() as usize).cloned().unwrap_or_default())
+        .y_desc("rate")
+        .draw()
+        .map_err(err)?;
+    let value = |v: f64| if v.is_finite() { v } else { 0.0 };
+    chart
+        .draw_series(bars.iter().enumerate().flat_map(|(i, (_, p, r))| {
+            let x = i as f64;
+            [
+                Rectangle::new([(x + 0.15, 0.0), (x + 0.5, value(*p))], BLUE.mix(0.7).filled()),
+                Rectangle::new([(x + 0.5, 0.0), (x + 0.85, value(*r))], GREEN.mix(0.7).filled()),
+            ]
+        }))
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}

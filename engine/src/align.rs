@@ -20,6 +20,13 @@ impl AlignedFace {
         &self.image
     }
 
+    /// The same alignment with other pixels of the same size (an edited crop, e.g. occlusions drawn
+    /// for training data); `None` when the size differs.
+    pub fn with_image(&self, image: RgbImage) -> Option<AlignedFace> {
+        (image.dimensions() == self.image.dimensions())
+            .then_some(AlignedFace { image, transform: self.transform })
+    }
+
     /// The map from photo coordinates to crop coordinates.
     pub fn transform(&self) -> Affine {
         self.transform

@@ -132,6 +132,7 @@ impl EngineConfig {
         {
             return Err(Error::Config(format!("threshold {t} is outside [-1, 1]")));
         }
+        self.quality.validate()?;
         self.detect.validate()
     }
 }

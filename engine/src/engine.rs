@@ -18,7 +18,8 @@ use crate::embedding::Template;
 use crate::error::{Error, Result};
 use crate::locate::{FaceFinder, FaceQuery};
 use crate::manifest::Manifest;
-use crate::quality::assess;
+use crate::occlusion::{OcclusionModel, Occlusions, features};
+use crate::quality::{QualityIssue, assess};
 use crate::runtime::{self, SessionOptions};
 use crate::warp::Affine;
 
@@ -28,6 +29,8 @@ pub struct Engine {
     finder: FaceFinder,
     embedder: Box<dyn Embedder>,
     threshold: f32,
+    /// Occlusion checks; `None` when the manifest has none or it was trained on another recogniser.
+    occlusion: Option<OcclusionModel>,
 }
 
 impl Engine {
@@ -69,7 +72,15 @@ impl Engine {
             policy: config.detect,
             quality: config.quality,
         };
-        Ok(Self { config, finder, embedder: Box::new(embedder), threshold })
+        let occlusion = match &manifest.occlusion {
+            Some(spec) => {
+                let model = OcclusionModel::builtin(&spec.sha256)?;
+                (model.recognizer == embedder.model_id() && model.embedding_dim() == embedder.dim())
+                    .then_some(model)
+            }
+            None => None,
+        };
+        Ok(Self { config, finder, embedder: Box::new(embedder), threshold, occlusion })
     }
 
     /// The settings in use.
@@ -85,6 +96,17 @@ impl Engine {
     /// Embedding dimension.
     pub fn dim(&self) -> usize {
         self.embedder.dim()
+    }
+
+    /// The occlusion model in use, if one fits the recogniser.
+    pub fn occlusion_model(&self) -> Option<&OcclusionModel> {
+        self.occlusion.as_ref()
+    }
+
+    /// Occlusion probabilities of an aligned face and its template (`None` without a fitting model).
+    pub fn occlusions(&self, aligned: &AlignedFace, template: &Template) -> Option<Occlusions> {
+        let model = self.occlusion.as_ref()?;
+        Some(model.predict(&features(aligned.image(), template.embedding.as_slice())))
     }
 
     /// The match threshold in use.
@@ -201,18 +223,19 @@ impl Engine {
         timings.align_ms = ms(t);
 
         let t = Instant::now();
-        let quality = assess(&face, &aligned, full, &self.config.quality);
+        let template =
+            self.embed(&[&aligned])?.pop().ok_or_else(|| Error::Inference("no embedding".into()))?;
+        timings.embed_ms = ms(t);
+
+        let t = Instant::now();
+        let occlusion = self.occlusions(&aligned, &template);
+        let quality = assess(&face, &aligned, full, occlusion, &self.config.quality);
         timings.quality_ms = ms(t);
         if self.config.reject_low_quality && !quality.is_good() {
             return Err(Error::LowQuality {
                 reasons: quality.issues.iter().map(|i| i.as_str().into()).collect(),
             });
         }
-
-        let t = Instant::now();
-        let template =
-            self.embed(&[&aligned])?.pop().ok_or_else(|| Error::Inference("no embedding".into()))?;
-        timings.embed_ms = ms(t);
         Ok(FaceAnalysis {
             face,
             faces_found,
@@ -264,9 +287,23 @@ impl Engine {
     ///
     /// # Errors
     /// As [`Engine::analyze`] and [`Engine::compare`].
+    /// The probe is flagged `photo_of_id_photo` when it is near-identical to the enrolled template
+    /// (see [`Engine::flag_id_photo_replay`]).
     pub fn verify(&self, probe: &[u8], enrolled: &Template) -> Result<(Decision, FaceAnalysis)> {
-        let analysis = self.analyze(probe)?;
+        let mut analysis = self.analyze(probe)?;
         let decision = self.compare(&analysis.template, enrolled)?;
+        self.flag_id_photo_replay(&decision, &mut analysis);
         Ok((decision, analysis))
+    }
+
+    /// Flags a selfie `photo_of_id_photo` when its score against the ID photo's template is at or
+    /// above `max_id_photo_similarity`: a photo of the enrolled photo (held up to the camera or
+    /// re-photographed) scores far above two live captures of the same person. Returns whether it did.
+    pub fn flag_id_photo_replay(&self, decision: &Decision, selfie: &mut FaceAnalysis) -> bool {
+        let replay = decision.score.0 >= self.config.quality.max_id_photo_similarity;
+        if replay {
+            selfie.quality.flag(QualityIssue::PhotoOfIdPhoto);
+        }
+        replay
     }
 }

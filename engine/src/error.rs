@@ -32,6 +32,9 @@ pub enum Error {
     /// The face is smaller than the configured minimum (inter-ocular distance in pixels).
     #[error("the face is too small: {actual:.1} px between the eyes, at least {min:.1} px required")]
     FaceTooSmall { actual: f32, min: f32 },
+    /// The capture was refused under [`crate::CaptureMode::Registration`] for these problems.
+    #[error("the capture was refused: {}", problems.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "))]
+    CaptureRejected { problems: Vec<crate::QualityIssue> },
     /// The capture fails quality checks.
     #[error("the photo fails capture checks: {}", list(reasons))]
     LowQuality { reasons: Vec<String> },
@@ -109,6 +112,7 @@ impl Error {
         "multiple_faces",
         "face_too_small",
         "low_quality",
+        "capture_rejected",
         "invalid_nik",
         "not_enrolled",
         "model_mismatch",
@@ -127,7 +131,8 @@ impl Error {
             | Error::NoFace
             | Error::MultipleFaces { .. }
             | Error::FaceTooSmall { .. }
-            | Error::LowQuality { .. } => ErrorKind::Unprocessable,
+            | Error::LowQuality { .. }
+            | Error::CaptureRejected { .. } => ErrorKind::Unprocessable,
             Error::ImageTooLarge { .. } => ErrorKind::TooLarge,
             Error::NotEnrolled => ErrorKind::NotFound,
             Error::ModelMismatch { .. } => ErrorKind::Conflict,
@@ -156,6 +161,7 @@ impl Error {
             Error::MultipleFaces { .. } => "multiple_faces",
             Error::FaceTooSmall { .. } => "face_too_small",
             Error::LowQuality { .. } => "low_quality",
+            Error::CaptureRejected { .. } => "capture_rejected",
             Error::InvalidNik { .. } => "invalid_nik",
             Error::NotEnrolled => "not_enrolled",
             Error::ModelMismatch { .. } => "model_mismatch",
@@ -186,6 +192,7 @@ mod tests {
             Error::MultipleFaces { count: 2 },
             Error::FaceTooSmall { actual: 1.0, min: 2.0 },
             Error::LowQuality { reasons: Vec::new() },
+            Error::CaptureRejected { problems: Vec::new() },
             Error::InvalidNik { reason: String::new() },
             Error::NotEnrolled,
             Error::ModelMismatch { expected: String::new(), found: String::new() },

@@ -15,6 +15,7 @@ use crate::embedding::Template;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::index::{FaceIndex, IndexConfig};
+use crate::quality::CaptureMode;
 use crate::store::{Enrollment, TemplateStore, Upsert};
 
 /// A subject enrolled (or enrolled again).
@@ -118,12 +119,17 @@ impl Gallery {
         self.index.write().map_err(poisoned)
     }
 
-    /// Enrols `subject` with the face in `photo` (the KTP-el photo), replacing an earlier one.
+    /// Enrols `subject` with the face in `photo` (the KTP-el photo), replacing an earlier one. In
+    /// registration mode an ID photo with sunglasses, a mask or a covered face is refused.
     ///
     /// # Errors
-    /// As [`Engine::analyze`], and store errors.
-    pub fn enroll(&self, subject: &str, photo: &[u8]) -> Result<Enrolled> {
+    /// As [`Engine::analyze`], [`Error::CaptureRejected`], and store errors.
+    pub fn enroll(&self, subject: &str, photo: &[u8], mode: CaptureMode) -> Result<Enrolled> {
         let analysis = self.engine.analyze(photo)?;
+        let problems = mode.id_photo_refusals(&analysis.quality);
+        if !problems.is_empty() {
+            return Err(Error::CaptureRejected { problems });
+        }
         let quality = serde_json::to_value(&analysis.quality).unwrap_or(Value::Null);
         let enrollment = Enrollment {
             subject: subject.to_string(),
@@ -174,13 +180,27 @@ impl Gallery {
         Ok(self.store.get(subject, self.engine.model_id())?.template)
     }
 
-    /// 1:1: the face in `probe` (a selfie) against `subject`'s enrolment.
+    /// 1:1: the face in `probe` (a selfie) against `subject`'s enrolment. In registration mode a
+    /// selfie with any capture problem is refused before it is compared, and one that turns out to
+    /// be a photo of the ID photo ([`crate::QualityIssue::PhotoOfIdPhoto`]) is refused after; in check mode
+    /// the problems are only reported.
     ///
     /// # Errors
     /// [`Error::NotEnrolled`], and as [`Engine::verify`].
-    pub fn verify(&self, subject: &str, probe: &[u8]) -> Result<Verification> {
+    pub fn verify(&self, subject: &str, probe: &[u8], mode: CaptureMode) -> Result<Verification> {
         let enrolled = self.template(subject)?;
-        let (decision, analysis) = self.engine.verify(probe, &enrolled)?;
+        let mut analysis = self.engine.analyze(probe)?;
+        let problems = mode.selfie_refusals(&analysis.quality);
+        if !problems.is_empty() {
+            return Err(Error::CaptureRejected { problems });
+        }
+        let decision = self.engine.compare(&analysis.template, &enrolled)?;
+        if self.engine.flag_id_photo_replay(&decision, &mut analysis) {
+            let problems = mode.selfie_refusals(&analysis.quality);
+            if !problems.is_empty() {
+                return Err(Error::CaptureRejected { problems });
+            }
+        }
         Ok(Verification { decision, analysis })
     }
 

@@ -1,6 +1,6 @@
 //! wajah: face verification for digital-ID registration.
 //!
-//! A photo goes `decode -> locate -> confirm -> align -> quality -> embed` and becomes a
+//! A photo goes `decode -> locate -> confirm -> align -> embed -> quality` and becomes a
 //! [`Template`]; two templates give a [`Score`] and a [`Decision`] against a threshold. A
 //! [`Gallery`] keeps enrolled templates (a [`TemplateStore`] and a [`FaceIndex`]) in step.
 //!
@@ -30,6 +30,8 @@ mod index;
 mod locate;
 mod manifest;
 mod nik;
+mod occlusion;
+mod pose;
 mod quality;
 mod runtime;
 mod similarity;
@@ -49,11 +51,16 @@ pub use gallery::{Candidate, Enrolled, Gallery, Identification, Verification};
 pub use index::{FaceIndex, IndexConfig, IndexKind, Match};
 pub use locate::FaceQuery;
 pub use manifest::{
-    ColourOrder, ConfirmerSpec, DEFAULT_MANIFEST, DetectorKind, DetectorSpec, Manifest, RecognizerKind,
-    RecognizerSpec, RuntimeSpec,
+    ColourOrder, ConfirmerSpec, DEFAULT_MANIFEST, DetectorKind, DetectorSpec, Manifest, OcclusionSpec,
+    RecognizerKind, RecognizerSpec, RuntimeSpec,
 };
 pub use nik::{Nik, Sex};
-pub use quality::{QualityIssue, QualityReport, QualityThresholds};
+pub use occlusion::{
+    FEATURES as OCCLUSION_FEATURES, Occlusion, OcclusionModel, Occlusions, appearance,
+    features as occlusion_features, in_region as occlusion_feature_in_region,
+};
+pub use pose::{HeadPose, head_pose};
+pub use quality::{CaptureMode, QualityIssue, QualityReport, QualityThresholds, quality_score};
 pub use similarity::{Hit, dot, dot_scalar, kernel_name, top_k};
 pub use store::{
     AuditEvent, AuditLog, AuditRecord, Enrollment, SqliteStore, TemplateKey, TemplateStore, Upsert,

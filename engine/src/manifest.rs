@@ -25,6 +25,24 @@ pub struct Manifest {
     pub recognizers: Vec<RecognizerSpec>,
     /// The second opinion that a detection is a human face.
     pub confirmer: ConfirmerSpec,
+    /// The occlusion checks (eyeglasses, sunglasses, mask, other occlusion); none when absent.
+    #[serde(default)]
+    pub occlusion: Option<OcclusionSpec>,
+}
+
+/// The occlusion model built into the engine (trained in this repository, see `models/README.md`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcclusionSpec {
+    /// Model id, e.g. `wajah-occlusion-v1`.
+    pub id: String,
+    /// The committed file under `models/` (compiled into the engine).
+    pub file: String,
+    /// sha256 of that file.
+    pub sha256: String,
+    /// How it was made (the command), for people.
+    #[serde(default)]
+    pub trained_by: String,
 }
 
 /// The order of the colour channels a model takes.

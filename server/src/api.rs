@@ -7,8 +7,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::{IntoParams, ToSchema};
 use wajah::{
-    BBox, Decision, Face, FaceAnalysis, Point, QualityIssue, QualityReport, Timings, Upsert, Verdict,
+    BBox, CaptureMode, Decision, Face, FaceAnalysis, Point, QualityIssue, QualityReport, Timings, Upsert,
+    Verdict,
 };
+
+use crate::messages::{Lang, ProblemMessage};
 
 /// A photo in JSON: the image file's bytes as a base64 string.
 #[derive(Debug, ToSchema)]
@@ -70,6 +73,10 @@ pub struct EnrollRequest {
     pub nik: String,
     /// The KTP-el photo.
     pub photo: PhotoBytes,
+    /// `registration` (default) refuses an ID photo with sunglasses, a mask or a covered face with
+    /// 422 `capture_rejected`; `check` only reports problems.
+    #[serde(default)]
+    pub mode: CaptureMode,
 }
 
 /// `POST /v1/verifications`.
@@ -80,6 +87,10 @@ pub struct VerifyRequest {
     pub nik: String,
     /// The selfie.
     pub selfie: PhotoBytes,
+    /// `registration` (default) refuses a selfie with any capture problem, or one that is a photo
+    /// of the ID photo, with 422 `capture_rejected` and no comparison; `check` only reports them.
+    #[serde(default)]
+    pub mode: CaptureMode,
 }
 
 /// `POST /v1/compare`.
@@ -144,6 +155,9 @@ pub struct EnrollForm {
     pub nik: String,
     /// The KTP-el photo.
     pub photo: PhotoFile,
+    /// `registration` (default) or `check`.
+    #[serde(default)]
+    pub mode: CaptureMode,
 }
 
 /// `POST /v1/verifications` as multipart/form-data (described; read into [`VerifyRequest`]).
@@ -154,6 +168,9 @@ pub struct VerifyForm {
     pub nik: String,
     /// The selfie.
     pub selfie: PhotoFile,
+    /// `registration` (default) or `check`.
+    #[serde(default)]
+    pub mode: CaptureMode,
 }
 
 /// `POST /v1/compare` as multipart/form-data (described; read into [`CompareRequest`]).
@@ -253,12 +270,19 @@ pub struct CaptureAnswer {
     pub face: FaceAnswer,
     /// Capture problems found (empty for a good capture).
     pub capture_problems: Vec<QualityIssue>,
+    /// The same problems with what to do about each, in the language of `Content-Language`.
+    pub capture_messages: Vec<ProblemMessage>,
     pub quality: QualityReport,
 }
 
-impl From<&FaceAnalysis> for CaptureAnswer {
-    fn from(a: &FaceAnalysis) -> Self {
-        Self { face: a.into(), capture_problems: a.quality.issues.clone(), quality: a.quality.clone() }
+impl CaptureAnswer {
+    pub fn of(a: &FaceAnalysis, lang: Lang) -> Self {
+        Self {
+            face: a.into(),
+            capture_problems: a.quality.issues.clone(),
+            capture_messages: ProblemMessage::all(&a.quality.issues, lang),
+            quality: a.quality.clone(),
+        }
     }
 }
 
@@ -345,6 +369,8 @@ pub struct IdentificationAnswer {
     pub model: String,
     pub face: FaceAnswer,
     pub capture_problems: Vec<QualityIssue>,
+    /// What to do about each problem, in the language of `Content-Language`.
+    pub capture_messages: Vec<ProblemMessage>,
     pub timings_ms: TimingsAnswer,
 }
 

@@ -71,14 +71,16 @@ pub trait FromParts: Sized {
 
 impl FromParts for EnrollRequest {
     fn from_parts(mut p: Parts) -> Result<Self, ApiError> {
-        let request = Self { nik: p.text("nik")?, photo: p.photo("photo")? };
+        let mode = p.optional("mode", "`registration` or `check`")?.unwrap_or_default();
+        let request = Self { nik: p.text("nik")?, photo: p.photo("photo")?, mode };
         p.finish(request)
     }
 }
 
 impl FromParts for VerifyRequest {
     fn from_parts(mut p: Parts) -> Result<Self, ApiError> {
-        let request = Self { nik: p.text("nik")?, selfie: p.photo("selfie")? };
+        let mode = p.optional("mode", "`registration` or `check`")?.unwrap_or_default();
+        let request = Self { nik: p.text("nik")?, selfie: p.photo("selfie")?, mode };
         p.finish(request)
     }
 }

@@ -1,11 +1,15 @@
 //! Errors as HTTP responses: one mapping from every failure to a status and a stable code.
 
 use axum::Json;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
-use wajah::ErrorKind;
+use wajah::{ErrorKind, QualityIssue};
+
+use crate::messages::{self, Lang, ProblemMessage};
 
 /// Everything a request can fail with.
 #[derive(Debug)]
@@ -155,14 +159,20 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-/// A stable code and a message for people.
+/// A stable code, a message for the citizen and a detail for developers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable.
     #[schema(schema_with = code_schema)]
     pub code: &'static str,
-    /// For people; may change.
-    pub message: String,
+    /// For the citizen, in the language of `Content-Language` (Bahasa Indonesia unless
+    /// `Accept-Language` prefers English).
+    pub message: &'static str,
+    /// For developers, in English; may change.
+    pub detail: String,
+    /// With `capture_rejected`: each problem and what to do about it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<ProblemMessage>,
 }
 
 fn code_schema() -> utoipa::openapi::Object {
@@ -172,18 +182,62 @@ fn code_schema() -> utoipa::openapi::Object {
         .build()
 }
 
+/// What an error answer says, kept in the response's extensions so that [`localise`] can write it
+/// again in the caller's language.
+#[derive(Clone, Debug)]
+pub struct ErrorText {
+    code: &'static str,
+    detail: String,
+    problems: Vec<QualityIssue>,
+}
+
+impl ErrorText {
+    fn body(&self, lang: Lang) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: messages::error(self.code, lang),
+                detail: self.detail.clone(),
+                problems: ProblemMessage::all(&self.problems, lang),
+            },
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message) = self.parts();
+        let (status, code, detail) = self.parts();
         let retry_after = self.retry_after();
         if status.is_server_error() && retry_after.is_none() {
             // Details stay in the log (request id in the span); never photos or templates.
             tracing::error!(code, detail = ?self, "request failed");
         }
-        let mut response = (status, Json(ErrorBody { error: ErrorDetail { code, message } })).into_response();
+        let problems = if let ApiError::Engine(wajah::Error::CaptureRejected { problems }) = self {
+            problems
+        } else {
+            Vec::new()
+        };
+        let text = ErrorText { code, detail, problems };
+        let mut response = (status, Json(text.body(Lang::default()))).into_response();
+        response.extensions_mut().insert(text);
         if let Some(seconds) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
+}
+
+/// Error answers in the caller's language (`Accept-Language`), and `Content-Language` on every answer.
+pub async fn localise(request: Request, next: Next) -> Response {
+    let lang = Lang::negotiate(request.headers());
+    let mut response = next.run(request).await;
+    if lang != Lang::default()
+        && let Some(text) = response.extensions().get::<ErrorText>().cloned()
+        && let Ok(bytes) = serde_json::to_vec(&text.body(lang))
+    {
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+        *response.body_mut() = axum::body::Body::from(bytes);
+    }
+    response.headers_mut().insert(header::CONTENT_LANGUAGE, lang.header());
+    response
 }

@@ -8,6 +8,7 @@ mod body;
 mod clients;
 pub mod config;
 pub mod error;
+pub mod messages;
 pub mod metrics;
 mod openapi;
 mod routes;
@@ -67,6 +68,7 @@ pub fn app(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(state.max_body))
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::map_response(json_errors))
+        .layer(middleware::from_fn(error::localise))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::overriding(

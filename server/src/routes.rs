@@ -20,6 +20,7 @@ use crate::api::{
 use crate::body::Body;
 use crate::clients::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::messages::{Lang, ProblemMessage};
 use crate::state::{AppState, Outcome};
 
 /// Enrol the KTP-el photo for a NIK (the same photo again changes nothing; another replaces).
@@ -28,10 +29,11 @@ use crate::state::{AppState, Outcome};
     responses(
         (status = 201, description = "Enrolled", body = EnrollmentAnswer),
         (status = 200, description = "Replaced, or unchanged (same photo)", body = EnrollmentAnswer),
-        (status = 422, description = "No usable face", body = ErrorBody),
+        (status = 422, description = "No usable face, or (registration mode) `capture_rejected`: sunglasses, a mask or a covered face", body = ErrorBody),
     ))]
 pub async fn enroll(
     State(state): State<AppState>,
+    lang: Lang,
     Body(request, admitted, caller): Body<EnrollRequest>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
@@ -39,7 +41,7 @@ pub async fn enroll(
     let subject = nik.as_str().to_string();
     let enrolled = state
         .run(admitted, move |s| {
-            let result = s.gallery.enroll(&subject, &request.photo.0);
+            let result = s.gallery.enroll(&subject, &request.photo.0, request.mode);
             let outcome = Outcome::of(&result, |e| Outcome {
                 decision: e.outcome.as_str().into(),
                 score: None,
@@ -57,7 +59,7 @@ pub async fn enroll(
         status: enrolled.outcome,
         replaced: enrolled.outcome == Upsert::Replaced,
         model: state.gallery.engine().model_id().to_string(),
-        capture: (&enrolled.analysis).into(),
+        capture: CaptureAnswer::of(&enrolled.analysis, lang),
         timings_ms: TimingsAnswer::of(&[&enrolled.analysis], started),
     };
     Ok((status, Json(answer)).into_response())
@@ -70,10 +72,11 @@ pub async fn enroll(
         (status = 200, description = "Compared", body = VerificationAnswer),
         (status = 404, description = "The NIK is not enrolled", body = ErrorBody),
         (status = 409, description = "Enrolled with another model", body = ErrorBody),
-        (status = 422, description = "No usable face", body = ErrorBody),
+        (status = 422, description = "No usable face, or (registration mode) `capture_rejected` with the problems to fix", body = ErrorBody),
     ))]
 pub async fn verify(
     State(state): State<AppState>,
+    lang: Lang,
     Body(request, admitted, caller): Body<VerifyRequest>,
 ) -> Result<Json<VerificationAnswer>, ApiError> {
     let started = Instant::now();
@@ -81,7 +84,7 @@ pub async fn verify(
     let subject = nik.as_str().to_string();
     let verification = state
         .run(admitted, move |s| {
-            let result = s.gallery.verify(&subject, &request.selfie.0);
+            let result = s.gallery.verify(&subject, &request.selfie.0, request.mode);
             let outcome = Outcome::of(&result, |v| Outcome {
                 decision: v.decision.verdict().as_str().into(),
                 score: Some(v.decision.score.0),
@@ -99,7 +102,7 @@ pub async fn verify(
         nik: nik.as_str().to_string(),
         decision: decision.into(),
         model: state.gallery.engine().model_id().to_string(),
-        capture: analysis.into(),
+        capture: CaptureAnswer::of(analysis, lang),
         timings_ms: TimingsAnswer::of(&[analysis], started),
     }))
 }
@@ -120,6 +123,7 @@ fn png_base64(image: &image::RgbImage) -> String {
     ))]
 pub async fn compare(
     State(state): State<AppState>,
+    lang: Lang,
     Body(request, admitted, _): Body<CompareRequest>,
 ) -> Result<Json<CompareAnswer>, ApiError> {
     let started = Instant::now();
@@ -127,15 +131,18 @@ pub async fn compare(
     let (decision, fa, fb) = state
         .run(admitted, move |s| {
             let engine = s.gallery.engine();
-            let (fa, fb) = (engine.analyze(&a)?, engine.analyze(&b)?);
-            Ok((engine.compare(&fa.template, &fb.template)?, fa, fb))
+            let (fa, mut fb) = (engine.analyze(&a)?, engine.analyze(&b)?);
+            let decision = engine.compare(&fa.template, &fb.template)?;
+            // A is the ID photo and B the selfie: B near-identical to A is a photo of the ID photo.
+            engine.flag_id_photo_replay(&decision, &mut fb);
+            Ok((decision, fa, fb))
         })
         .await?;
     state.metrics.stages(&fa.timings);
     state.metrics.stages(&fb.timings);
     state.metrics.decision("compare", decision.verdict());
     let side = |f: &FaceAnalysis| CompareSide {
-        capture: CaptureAnswer::from(f),
+        capture: CaptureAnswer::of(f, lang),
         aligned_png_base64: crops.then(|| png_base64(f.aligned.image())),
     };
     Ok(Json(CompareAnswer {
@@ -156,6 +163,7 @@ pub async fn compare(
     ))]
 pub async fn identify(
     State(state): State<AppState>,
+    lang: Lang,
     Body(request, admitted, caller): Body<IdentifyRequest>,
 ) -> Result<Json<IdentificationAnswer>, ApiError> {
     let started = Instant::now();
@@ -194,6 +202,7 @@ pub async fn identify(
         model: state.gallery.engine().model_id().to_string(),
         face: analysis.into(),
         capture_problems: analysis.quality.issues.clone(),
+        capture_messages: ProblemMessage::all(&analysis.quality.issues, lang),
         timings_ms: TimingsAnswer::of(&[analysis], started),
     }))
 }

@@ -218,8 +218,9 @@ fn gallery_undoes_a_store_write_whose_index_step_fails() {
     let engine = Arc::new(wajah::Engine::new(config).expect("engine"));
     let store = SqliteStore::open(&db, vec![key()]).expect("store");
     let gallery = Gallery::open(engine.clone(), Box::new(store), IndexConfig::default()).expect("gallery");
-    let good =
-        gallery.enroll("3201011505900001", &crate::read("identities/fr_obama/obama.jpg")).expect("enrolled");
+    let good = gallery
+        .enroll("3201011505900001", &crate::read("identities/fr_obama/obama.jpg"), wajah::CaptureMode::Check)
+        .expect("enrolled");
     let wrong = Enrollment {
         subject: "3201011505900002".into(),
         template: Template {

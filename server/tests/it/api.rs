@@ -64,7 +64,8 @@ fn registration_flow_enrol_verify_identify_delete_and_restart() {
     for (n, _, others) in &enrolled {
         for p in others {
             let selfie = base64::engine::general_purpose::STANDARD.encode(photo(p));
-            let reply = post_json(addr, "/v1/verifications", &json!({ "nik": n, "selfie": selfie }));
+            let reply =
+                post_json(addr, "/v1/verifications", &json!({ "nik": n, "selfie": selfie, "mode": "check" }));
             if reply.status == 422 {
                 continue; // that photo has a capture problem (e.g. two faces); try the next one
             }
@@ -87,7 +88,7 @@ fn registration_flow_enrol_verify_identify_delete_and_restart() {
         let reply = post_form(
             addr,
             "/v1/verifications",
-            &[("nik", n.as_bytes(), false), ("selfie", &photo(impostor), true)],
+            &[("nik", n.as_bytes(), false), ("selfie", &photo(impostor), true), ("mode", b"check", false)],
         );
         assert_eq!(reply.status, 200);
         assert_eq!(
@@ -285,4 +286,121 @@ fn every_error_code_from_a_real_request() {
     assert_eq!(shed[0].code(), "overloaded");
     assert_eq!(shed[0].headers.get("retry-after").map(String::as_str), Some("1"));
     drop(server);
+}
+
+/// Registration mode over real HTTP: a masked selfie and a photo of the ID photo are refused with
+/// `capture_rejected` and what to fix, in Bahasa Indonesia by default and in English on request; in
+/// check mode the same selfie is compared and the problem reported beside the answer.
+#[test]
+fn registration_mode_refuses_non_compliant_captures_in_the_citizens_language() {
+    let dir = data_dir("capture");
+    let server = Server::start(config(&dir));
+    let addr = server.addr;
+    let n = nik(7);
+    let enrolled = post_form(
+        addr,
+        "/v1/enrollments",
+        &[("nik", n.as_bytes(), false), ("photo", &photo("capture/replay/id_photo.jpg"), true)],
+    );
+    assert_eq!(enrolled.status, 201, "{:?}", enrolled.json());
+    // The ID photo itself is held to the ID-photo rules: a masked one is refused and not stored.
+    let masked = photo("robustness/insightface___robustness__mask2.jpg");
+    let refused =
+        post_form(addr, "/v1/enrollments", &[("nik", nik(8).as_bytes(), false), ("photo", &masked, true)]);
+    assert_eq!(
+        (refused.status, refused.code()),
+        (422, "capture_rejected".to_string()),
+        "{:?}",
+        refused.json()
+    );
+
+    let auth = |lang: &str| {
+        vec![
+            ("Authorization", format!("Bearer {KEY}")),
+            ("Accept-Language", lang.to_string()),
+            ("Content-Type", "application/json".to_string()),
+        ]
+    };
+    let body = |selfie: &[u8], mode: &str| {
+        serde_json::to_vec(&json!({
+            "nik": n,
+            "selfie": base64::engine::general_purpose::STANDARD.encode(selfie),
+            "mode": mode,
+        }))
+        .expect("json")
+    };
+    let problems = |reply: &crate::Reply| -> Vec<(String, String)> {
+        reply.json()["error"]["problems"]
+            .as_array()
+            .expect("problems listed")
+            .iter()
+            .map(|p| (p["code"].as_str().unwrap_or("").into(), p["message"].as_str().unwrap_or("").into()))
+            .collect()
+    };
+    // No Accept-Language (or Indonesian first): Indonesian.
+    let id = http(
+        addr,
+        "POST",
+        "/v1/verifications",
+        &auth("id-ID,id;q=0.9,en;q=0.8"),
+        &body(&masked, "registration"),
+    );
+    assert_eq!((id.status, id.code()), (422, "capture_rejected".to_string()));
+    assert_eq!(id.headers.get("content-language").map(String::as_str), Some("id"));
+    assert!(problems(&id).contains(&("mask".into(), "Lepaskan masker Anda.".into())), "{:?}", id.json());
+    assert!(id.json()["error"]["message"].as_str().unwrap_or("").starts_with("Foto belum memenuhi syarat"));
+    assert!(id.json().get("score").is_none() && id.json()["error"].get("score").is_none(), "no comparison");
+    // English when preferred.
+    let en = http(addr, "POST", "/v1/verifications", &auth("en-GB,en;q=0.9"), &body(&masked, "registration"));
+    assert_eq!(en.headers.get("content-language").map(String::as_str), Some("en"));
+    assert!(problems(&en).contains(&("mask".into(), "Please take off your mask.".into())), "{:?}", en.json());
+    // Other error codes are translated too.
+    let bad = http(addr, "POST", "/v1/verifications", &auth("en"), b"{\"nik\": \"1234\", \"selfie\": \"\"}");
+    assert_eq!(bad.json()["error"]["message"], "The NIK is not valid. A NIK has 16 digits.");
+    let bad = http(addr, "POST", "/v1/verifications", &auth("id"), b"{\"nik\": \"1234\", \"selfie\": \"\"}");
+    assert_eq!(bad.json()["error"]["message"], "NIK tidak valid. NIK terdiri dari 16 angka.");
+    // Check mode: compared, the problem reported with its message.
+    let checked = http(addr, "POST", "/v1/verifications", &auth("id"), &body(&masked, "check"));
+    assert_eq!(checked.status, 200, "{:?}", checked.json());
+    assert!(checked.json()["capture_problems"].as_array().expect("list").contains(&json!("mask")));
+    assert!(checked.json()["capture_messages"].as_array().expect("list").contains(&json!({
+        "code": "mask",
+        "message": "Lepaskan masker Anda.",
+    })));
+    let score = checked.json()["quality"]["quality_score"].as_u64().expect("a quality score");
+    assert!(score < 50, "a masked selfie scored {score}");
+
+    // A photo of the enrolled ID photo, held up to a camera (testdata/capture/replay, made by
+    // `wajah make-replay`): refused in registration mode, flagged in check mode.
+    let replay = photo("capture/replay/replay_7_001.jpg");
+    let refused = http(addr, "POST", "/v1/verifications", &auth("id"), &body(&replay, "registration"));
+    assert_eq!(
+        (refused.status, refused.code()),
+        (422, "capture_rejected".to_string()),
+        "{:?}",
+        refused.json()
+    );
+    assert_eq!(problems(&refused).iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["photo_of_id_photo"]);
+    let checked = http(addr, "POST", "/v1/verifications", &auth("en"), &body(&replay, "check"));
+    assert!(
+        checked.json()["capture_problems"].as_array().expect("list").contains(&json!("photo_of_id_photo"))
+    );
+    // /v1/compare reports the same check, with A as the ID photo and B as the selfie.
+    let compared = post_form(
+        addr,
+        "/v1/compare",
+        &[("photo_a", &photo("capture/replay/id_photo.jpg"), true), ("photo_b", &replay, true)],
+    );
+    assert!(
+        compared.json()["b"]["capture_problems"]
+            .as_array()
+            .expect("list")
+            .contains(&json!("photo_of_id_photo"))
+    );
+    assert!(
+        !compared.json()["a"]["capture_problems"]
+            .as_array()
+            .expect("list")
+            .contains(&json!("photo_of_id_photo"))
+    );
 }

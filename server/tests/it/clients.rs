@@ -80,7 +80,7 @@ fn every_operation_is_audited_with_key_id_and_no_nik() {
     let verified = post_form(
         server.addr,
         "/v1/verifications",
-        &[("nik", n.as_bytes(), false), ("selfie", &selfie, true)],
+        &[("nik", n.as_bytes(), false), ("selfie", &selfie, true), ("mode", b"check", false)],
     );
     assert_eq!(verified.json()["decision"], "match");
     let no_face = photo("no_face/dogs.jpg");

@@ -105,7 +105,7 @@ fn parsing_headers_and_error_bodies() {
     ]);
     let reply = send(&[("Content-Type", ct), ("Authorization", format!("Bearer {KEY}"))], &body);
     assert_eq!((reply.status, reply.code().as_str()), (400, "bad_request"), "{:?}", reply.json());
-    assert!(reply.json()["error"]["message"].as_str().unwrap_or_default().contains("twice"));
+    assert!(reply.json()["error"]["detail"].as_str().unwrap_or_default().contains("twice"));
     let dup = format!(r#"{{"nik":"{n}","nik":"{}","selfie":""}}"#, nik(4));
     let reply = send(
         &[("Content-Type", "application/json".into()), ("Authorization", format!("Bearer {KEY}"))],

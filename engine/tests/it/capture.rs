@@ -1,0 +1,214 @@
+//! Capture compliance on real labelled photos: occlusion checks, head pose, the quality score, the
+//! registration mode and the ID-photo replay flag.
+
+use image::imageops;
+use wajah::{
+    CaptureMode, Error, FacePolicy, Gallery, IndexConfig, Occlusion, QualityIssue, SqliteStore, TemplateKey,
+};
+
+use crate::{engine, read, testdata};
+
+/// One labelled evaluation photo: (file under testdata/capture/, labels in [`Occlusion::ALL`] order).
+fn labelled() -> Vec<(String, [bool; 4])> {
+    let text = String::from_utf8(read("capture/eval.csv")).expect("utf-8");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    // Only the first columns are read; later ones (licence, origin, notes) may be quoted.
+    let col =
+        |name: &str| header.iter().position(|c| *c == name).unwrap_or_else(|| panic!("no {name} column"));
+    let file = col("file");
+    let labels: Vec<usize> = Occlusion::ALL.iter().map(|o| col(o.as_str())).collect();
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let mut y = [false; 4];
+            for (k, &c) in labels.iter().enumerate() {
+                y[k] = match f[c] {
+                    "1" => true,
+                    "0" => false,
+                    other => panic!("label {other:?} in {l}"),
+                };
+            }
+            (f[file].to_string(), y)
+        })
+        .collect()
+}
+
+/// One assessed evaluation photo: its file, labels and the issues found.
+type Assessed = (String, [bool; 4], Vec<QualityIssue>);
+
+/// Every evaluation photo with a usable face, assessed once for all tests.
+fn assessed() -> &'static [Assessed] {
+    static DONE: std::sync::OnceLock<Vec<Assessed>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        use rayon::prelude::*;
+        labelled()
+            .par_iter()
+            .filter_map(|(file, y)| {
+                let a = engine().analyze_with(&read(file), FacePolicy::Largest).ok()?;
+                Some((file.clone(), *y, a.quality.issues))
+            })
+            .collect()
+    })
+}
+
+/// (precision, recall, share of photos without the occlusion flagged, positives) for `o`.
+fn figures(o: Occlusion) -> (f64, f64, f64, usize) {
+    let k = Occlusion::ALL.iter().position(|x| *x == o).expect("listed");
+    let issue = QualityIssue::occlusion(o);
+    let (mut tp, mut fp, mut pos, mut neg) = (0, 0, 0, 0);
+    for (_, y, issues) in assessed() {
+        let flagged = issues.contains(&issue);
+        if y[k] {
+            pos += 1;
+            tp += usize::from(flagged);
+        } else {
+            neg += 1;
+            fp += usize::from(flagged);
+        }
+    }
+    let r = |a: usize, b: usize| a as f64 / b.max(1) as f64;
+    (r(tp, tp + fp), r(tp, pos), r(fp, neg), pos)
+}
+
+#[test]
+fn masks_are_found_on_real_photos() {
+    let (precision, recall, _, n) = figures(Occlusion::Mask);
+    assert!(n >= 30, "only {n} masked photos");
+    assert!(recall >= 0.95 && precision >= 0.95, "mask precision {precision:.3} recall {recall:.3} over {n}");
+}
+
+#[test]
+fn sunglasses_are_found_on_real_photos() {
+    let (_, recall, _, n) = figures(Occlusion::Sunglasses);
+    assert!(n >= 10, "only {n} photos with sunglasses");
+    assert!(recall >= 0.90, "sunglasses recall {recall:.3} over {n}");
+}
+
+#[test]
+fn eyeglasses_are_found_and_bare_faces_are_left_alone() {
+    let (_, recall, false_flags, n) = figures(Occlusion::Eyeglasses);
+    assert!(n >= 10, "only {n} photos with eyeglasses");
+    assert!(recall >= 0.80, "eyeglasses recall {recall:.3} over {n}");
+    assert!(false_flags <= 0.05, "{false_flags:.3} of photos without eyeglasses flagged");
+}
+
+/// Whole photos (the `identities/` ones: portraits and snapshots, not the tight face crops of the
+/// other sources, which the frame check rightly calls cut off) without occlusions: the share that
+/// registration mode would refuse, all checks together.
+#[test]
+fn compliant_photos_are_rarely_refused() {
+    let compliant: Vec<&Assessed> =
+        assessed().iter().filter(|(f, y, _)| f.starts_with("identities/") && !y.iter().any(|l| *l)).collect();
+    let refused: Vec<_> = compliant.iter().filter(|(_, _, i)| !i.is_empty()).collect();
+    let rate = refused.len() as f64 / compliant.len().max(1) as f64;
+    assert!(compliant.len() >= 30, "only {} compliant photos", compliant.len());
+    assert!(rate <= 0.03, "{} of {} compliant photos refused: {refused:?}", refused.len(), compliant.len());
+}
+
+/// The occlusion checks alone on every photo without occlusions, crops included.
+#[test]
+fn occlusion_checks_rarely_flag_a_bare_face() {
+    let bare: Vec<&Assessed> = assessed().iter().filter(|(_, y, _)| !y.iter().any(|l| *l)).collect();
+    let flagged = bare
+        .iter()
+        .filter(|(_, _, i)| Occlusion::ALL.iter().any(|o| i.contains(&QualityIssue::occlusion(*o))))
+        .count();
+    let rate = flagged as f64 / bare.len().max(1) as f64;
+    assert!(bare.len() >= 200, "only {} bare faces", bare.len());
+    assert!(rate <= 0.08, "{flagged} of {} bare faces flagged with an occlusion", bare.len());
+}
+
+#[test]
+fn a_mirrored_photo_turns_the_other_way() {
+    let engine = engine();
+    let photo = engine.decode(&read("identities/fr_obama/obama.jpg")).expect("decodes").image;
+    let mirrored = imageops::flip_horizontal(&photo);
+    let a = engine.analyze_image(&photo, FacePolicy::Single).expect("a face").quality.pose;
+    let b = engine.analyze_image(&mirrored, FacePolicy::Single).expect("a face").quality.pose;
+    assert!((a.yaw_deg + b.yaw_deg).abs() < 2.0, "{a:?} vs mirrored {b:?}");
+    assert!((a.roll_deg + b.roll_deg).abs() < 2.0, "{a:?} vs mirrored {b:?}");
+    assert!((a.pitch_deg - b.pitch_deg).abs() < 2.0, "{a:?} vs mirrored {b:?}");
+    // A portrait: near frontal.
+    assert!(a.yaw_deg.abs() < 15.0 && a.pitch_deg.abs() < 20.0 && a.roll_deg.abs() < 10.0, "{a:?}");
+}
+
+#[test]
+fn the_quality_score_falls_with_blur_and_with_a_mask() {
+    let engine = engine();
+    let photo = engine.decode(&read("identities/fr_obama/obama.jpg")).expect("decodes").image;
+    let sharp = engine.analyze_image(&photo, FacePolicy::Single).expect("a face").quality;
+    let sigma = photo.width().max(photo.height()) as f32 / 150.0;
+    let blurred =
+        engine.analyze_image(&imageops::blur(&photo, sigma), FacePolicy::Single).expect("a face").quality;
+    assert!(sharp.quality_score >= 60, "{sharp:?}");
+    assert!(blurred.quality_score + 20 <= sharp.quality_score, "sharp {sharp:?} blurred {blurred:?}");
+    let masked = engine
+        .analyze_with(&read("robustness/insightface___robustness__mask2.jpg"), FacePolicy::Largest)
+        .expect("a face")
+        .quality;
+    assert!(masked.issues.contains(&QualityIssue::Mask), "{masked:?}");
+    assert!(masked.quality_score < 40, "{masked:?}");
+}
+
+fn gallery() -> (tempfile::TempDir, Gallery) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = TemplateKey::create(&dir.path().join("key")).expect("key");
+    let store = SqliteStore::open(&dir.path().join("t.db"), vec![key]).expect("store");
+    let engine = std::sync::Arc::new(wajah::Engine::new(engine().config().clone()).expect("engine"));
+    let gallery = Gallery::open(engine, Box::new(store), IndexConfig::default()).expect("gallery");
+    (dir, gallery)
+}
+
+#[test]
+fn registration_refuses_a_masked_id_photo_and_a_photo_of_the_id_photo() {
+    let (_dir, gallery) = gallery();
+    let nik = "3201011505900001";
+    let masked = read("robustness/insightface___robustness__mask2.jpg");
+    match gallery.enroll(nik, &masked, CaptureMode::Registration) {
+        Err(Error::CaptureRejected { problems }) => assert!(problems.contains(&QualityIssue::Mask)),
+        other => panic!("a masked ID photo was not refused: {:?}", other.map(|e| e.outcome)),
+    }
+    // Nothing was stored for the refused enrolment.
+    assert!(matches!(gallery.template(nik), Err(Error::NotEnrolled)));
+
+    gallery.enroll(nik, &read("capture/replay/id_photo.jpg"), CaptureMode::Registration).expect("enrolled");
+    // Photos of the enrolled photo held up to a camera (made by `wajah make-replay`, see README.md).
+    let replays = std::fs::read_dir(testdata("capture/replay")).expect("replay folder");
+    let mut flagged = 0;
+    let mut total = 0;
+    for entry in replays {
+        let path = entry.expect("entry").path();
+        if path.file_name().is_none_or(|n| !n.to_string_lossy().starts_with("replay_")) {
+            continue;
+        }
+        total += 1;
+        let bytes = std::fs::read(&path).expect("reads");
+        // Check mode: compared, and flagged.
+        let checked = gallery.verify(nik, &bytes, CaptureMode::Check).expect("compared in check mode");
+        if checked.analysis.quality.issues.contains(&QualityIssue::PhotoOfIdPhoto) {
+            flagged += 1;
+        } else {
+            eprintln!("{}: not flagged, score {:?}", path.display(), checked.decision.score);
+        }
+        // Registration mode: refused (for this or for another capture problem), never a match.
+        assert!(
+            matches!(
+                gallery.verify(nik, &bytes, CaptureMode::Registration),
+                Err(Error::CaptureRejected { .. })
+            ),
+            "{} was not refused",
+            path.display()
+        );
+    }
+    assert!(total >= 4, "only {total} replay photos");
+    // Measured: 5 of these 6 (the sixth scores 0.886, under the 0.90 bound); see README.md for the
+    // rates over generated attacks and genuine pairs.
+    assert!(flagged >= 5, "{flagged} of {total} photos of the ID photo flagged");
+    // A live photo of the same person is compared, not flagged.
+    let live =
+        gallery.verify(nik, &read("identities/fr_obama/obama2.jpg"), CaptureMode::Check).expect("compared");
+    assert!(live.decision.matched, "{:?}", live.decision);
+    assert!(!live.analysis.quality.issues.contains(&QualityIssue::PhotoOfIdPhoto));
+}
