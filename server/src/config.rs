@@ -138,10 +138,17 @@ impl Config {
     fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
-        let mut config: Self =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        let mut config = Self::parse(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         config.config = Some(path.to_path_buf());
         Ok(config)
+    }
+
+    /// The settings a TOML file gives, over the defaults (not yet validated).
+    ///
+    /// # Errors
+    /// The text is not TOML or names an unknown setting or a value of the wrong type.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
     }
 
     /// The engine's settings as the service runs them (one model session per worker).
