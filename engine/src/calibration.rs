@@ -39,8 +39,17 @@ impl Calibration {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("calibration {}: {e}", path.display())))?;
-        let c: Calibration = toml::from_str(&text)
-            .map_err(|e| Error::Config(format!("calibration {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| {
+            if let Error::Config(m) = &e { Error::Config(format!("{m} ({})", path.display())) } else { e }
+        })
+    }
+
+    /// Parses calibration text (TOML).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when it does not parse, or the threshold is outside [-1, 1].
+    pub fn parse(text: &str) -> Result<Self> {
+        let c: Calibration = toml::from_str(text).map_err(|e| Error::Config(format!("calibration: {e}")))?;
         if !(-1.0..=1.0).contains(&c.threshold) {
             return Err(Error::Config(format!("calibration threshold {} is outside [-1, 1]", c.threshold)));
         }

@@ -25,6 +25,9 @@ mod embed;
 mod embedding;
 mod engine;
 mod error;
+// Hooks for the fuzz targets (`fuzz/`); not API.
+#[doc(hidden)]
+pub mod fuzzing;
 mod gallery;
 mod index;
 mod locate;

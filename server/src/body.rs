@@ -143,8 +143,12 @@ impl<T: DeserializeOwned + FromParts + Send> FromRequest<AppState> for Body<T> {
     }
 }
 
-/// The request's body as a `T`, from multipart/form-data or JSON.
-async fn read<T: DeserializeOwned + FromParts>(req: Request) -> Result<T, ApiError> {
+/// The request's body as a `T`, from multipart/form-data or JSON. Public for the fuzz targets only.
+///
+/// # Errors
+/// `BadRequest` for a malformed body or a missing, repeated or unknown field; `PayloadTooLarge`;
+/// `UnsupportedMediaType`.
+pub async fn read<T: DeserializeOwned + FromParts>(req: Request) -> Result<T, ApiError> {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     match essence(content_type).as_str() {
         "multipart/form-data" => {

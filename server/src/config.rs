@@ -18,6 +18,9 @@ const WORKERS: std::ops::RangeInclusive<usize> = 1..=64;
 const MAX_BODY_MIB: std::ops::RangeInclusive<usize> = 1..=100;
 const TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=600;
 const CONNECTIONS: std::ops::RangeInclusive<usize> = 8..=100_000;
+/// Requests a second per key: below 0.01 the `Retry-After` wait would not fit a `Duration`.
+const RATE: std::ops::RangeInclusive<f64> = 0.01..=1_000_000.0;
+const BURST: std::ops::RangeInclusive<f64> = 1.0..=1_000_000.0;
 
 /// The service's settings.
 #[derive(Clone, Debug, Parser, Serialize, Deserialize)]
@@ -138,10 +141,17 @@ impl Config {
     fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
-        let mut config: Self =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        let mut config = Self::parse(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         config.config = Some(path.to_path_buf());
         Ok(config)
+    }
+
+    /// The settings a TOML file gives, over the defaults (not yet validated).
+    ///
+    /// # Errors
+    /// The text is not TOML or names an unknown setting or a value of the wrong type.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
     }
 
     /// The engine's settings as the service runs them (one model session per worker).
@@ -189,8 +199,8 @@ impl Config {
             self.max_connections
         );
         anyhow::ensure!(
-            self.rate_per_key > 0.0 && self.burst_per_key >= 1.0,
-            "rate_per_key must be above 0 and burst_per_key at least 1"
+            RATE.contains(&self.rate_per_key) && BURST.contains(&self.burst_per_key),
+            "rate_per_key must be within {RATE:?} and burst_per_key within {BURST:?}"
         );
         anyhow::ensure!(self.audit_retention_days >= 1, "audit_retention_days must be at least 1");
         for hash in &self.api_key_sha256 {
@@ -214,6 +224,14 @@ mod tests {
         Config::default().validate().expect("defaults are valid");
         let bad = Config { workers: 0, ..Config::default() };
         assert!(bad.validate().expect_err("must fail").to_string().contains("workers"));
+        // A rate this low once made the 429's Retry-After overflow `Duration` (a panic holding the
+        // key's bucket lock, after which the key went unlimited).
+        for rate in [1e-300, 0.0, f64::NAN, f64::INFINITY] {
+            let bad = Config { rate_per_key: rate, ..Config::default() };
+            assert!(bad.validate().expect_err("must fail").to_string().contains("rate_per_key"), "{rate}");
+        }
+        let bad = Config { burst_per_key: f64::INFINITY, ..Config::default() };
+        assert!(bad.validate().is_err());
         let bad = Config { api_key_sha256: vec!["secret".into()], ..Config::default() };
         assert!(bad.validate().expect_err("must fail").to_string().contains("api_key_sha256"));
     }

@@ -33,6 +33,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+// The body parser the routes use, for the fuzz targets (`fuzz/`); not API.
+#[doc(hidden)]
+pub use body::read as read_body;
 pub use clients::Caller;
 pub use config::Config;
 pub use error::ApiError;

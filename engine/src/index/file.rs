@@ -41,7 +41,13 @@ impl FaceIndex {
     /// # Errors
     /// [`Error::Io`], or [`Error::Index`] for a file that is not an index.
     pub fn load(path: &Path, config: IndexConfig) -> Result<Self> {
-        let mut r = BufReader::new(std::fs::File::open(path)?);
+        let file = std::fs::File::open(path)?;
+        // Nothing is reserved on the header's word: counts and lengths are checked against what the
+        // file holds first (a 40-byte file could otherwise claim 4 GB ids or 16 M entries).
+        let mut left = file.metadata()?.len();
+        let mut r = BufReader::new(file);
+        let truncated =
+            || Error::Index(format!("{} is cut short or claims more than it holds", path.display()));
         let mut magic = [0u8; 8];
         r.read_exact(&mut magic)?;
         if &magic != FILE_MAGIC {
@@ -49,25 +55,33 @@ impl FaceIndex {
         }
         let mut u64b = [0u8; 8];
         r.read_exact(&mut u64b)?;
-        let dim = u64::from_le_bytes(u64b) as usize;
+        let dim = u64::from_le_bytes(u64b);
         r.read_exact(&mut u64b)?;
-        let count = u64::from_le_bytes(u64b) as usize;
+        let count = u64::from_le_bytes(u64b);
         if dim == 0 || dim > 65_536 {
             return Err(Error::Index(format!("index dimension {dim} is implausible")));
         }
-        let mut entries = Vec::with_capacity(count.min(1 << 24));
-        let mut vec = vec![0u8; dim * 4];
+        left = left.saturating_sub(24);
+        // Every entry takes at least its id length (4 bytes) and its vector.
+        let vector_bytes = dim * 4;
+        if count > left / (4 + vector_bytes) {
+            return Err(truncated());
+        }
+        let mut entries = Vec::with_capacity(count as usize);
+        let mut vec = vec![0u8; vector_bytes as usize];
         for _ in 0..count {
             let mut len = [0u8; 4];
             r.read_exact(&mut len)?;
-            let mut name = vec![0u8; u32::from_le_bytes(len) as usize];
+            let len = u64::from(u32::from_le_bytes(len));
+            left = left.checked_sub(4 + len + vector_bytes).ok_or_else(truncated)?;
+            let mut name = vec![0u8; len as usize];
             r.read_exact(&mut name)?;
             r.read_exact(&mut vec)?;
             let subject =
                 String::from_utf8(name).map_err(|_| Error::Index("subject id is not UTF-8".into()))?;
             entries.push((subject, Embedding::from_le_bytes(&vec)?));
         }
-        let mut index = Self::new(dim, config)?;
+        let mut index = Self::new(dim as usize, config)?;
         index.insert_many(entries)?;
         Ok(index)
     }

@@ -7,7 +7,7 @@
 //! it, and its lookup hash and model are bound to the ciphertext, so a row cannot be moved.
 
 mod audit;
-mod seal;
+pub(crate) mod seal;
 mod sqlite;
 
 use serde::{Deserialize, Serialize};

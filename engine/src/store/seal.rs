@@ -187,6 +187,18 @@ impl Keyring {
         })
     }
 
+    /// Seals arbitrary `plaintext` as the current key would seal a row's payload (fuzzing only:
+    /// [`crate::fuzzing`]). Returns the nonce and the ciphertext.
+    pub fn seal_plaintext(&self, lookup: &[u8], model: &str, plaintext: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+        let key = self.0.first().ok_or_else(|| Error::Config("no template key".into()))?;
+        let nonce = Aes256Gcm::generate_nonce(OsRng);
+        let sealed = key
+            .cipher()
+            .encrypt(&nonce, Payload { msg: plaintext, aad: &aad(lookup, model, key.id()) })
+            .map_err(|_| Error::Crypto("encryption failed".into()))?;
+        Ok((nonce.to_vec(), sealed))
+    }
+
     /// Opens a row sealed by any of the keys.
     pub fn open(&self, row: &SealedRow) -> Result<Enrollment> {
         let key = self.0.iter().find(|k| k.id == row.key_id).ok_or_else(|| {

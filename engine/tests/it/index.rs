@@ -82,3 +82,19 @@ fn hnsw_recall_against_exact_search() {
     assert!(r1 >= 0.99, "recall@1 {r1}");
     assert!(r10 >= 0.98, "recall@10 {r10}");
 }
+
+/// Files the `index_file` fuzz target found (`fuzz/regressions/index_file`): headers claiming more
+/// entries, or longer ids, than the file holds. They are refused before anything is reserved (they
+/// made the loader reserve 671 MB, or 4 GB, for a file of 24 to 366 bytes).
+#[test]
+fn index_files_found_by_fuzzing_are_refused() {
+    let dir = crate::root().join("fuzz/regressions/index_file");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).expect("regressions") {
+        let path = entry.expect("entry").path();
+        let err = FaceIndex::load(&path, IndexConfig::default()).err().expect("refused");
+        assert!(matches!(err, wajah::Error::Index(_)), "{}: {err:?}", path.display());
+        files += 1;
+    }
+    assert!(files >= 3);
+}
