@@ -92,6 +92,13 @@ impl QualityIssue {
         }
     }
 
+    /// Whether a selfie with this problem is refused in registration mode. Every problem is, but
+    /// `eyeglasses`: it is reported only, because its check still flags too many bare faces (README.md,
+    /// "Capture compliance") to refuse a citizen on it.
+    pub fn refuses_selfie(self) -> bool {
+        self != QualityIssue::Eyeglasses
+    }
+
     /// Whether an ID photo (the enrolment) may have this problem. An enrolment is held to the ID-photo
     /// rules: no sunglasses, no mask, nothing over the face. Clear glasses and the other photographic
     /// problems are reported but do not stop an ID photo being enrolled.
@@ -106,8 +113,8 @@ impl QualityIssue {
 #[serde(rename_all = "snake_case")]
 pub enum CaptureMode {
     /// The IKD registration rule: a non-compliant capture is refused before any comparison. A
-    /// selfie must have no problem at all; an ID photo (enrolment) none that
-    /// [`QualityIssue::refuses_id_photo`] names.
+    /// selfie must have no problem that [`QualityIssue::refuses_selfie`] names; an ID photo
+    /// (enrolment) none that [`QualityIssue::refuses_id_photo`] names.
     #[default]
     Registration,
     /// Problems are reported beside the answer; nothing is refused for them.
@@ -130,7 +137,9 @@ impl CaptureMode {
     /// The problems of a selfie that refuse it in this mode.
     pub fn selfie_refusals(self, report: &QualityReport) -> Vec<QualityIssue> {
         match self {
-            CaptureMode::Registration => report.issues.clone(),
+            CaptureMode::Registration => {
+                report.issues.iter().copied().filter(|i| i.refuses_selfie()).collect()
+            }
             CaptureMode::Check => Vec::new(),
         }
     }

@@ -96,7 +96,8 @@ impl Driver {
         let started = Instant::now();
         loop {
             let text = self.text("#decision");
-            if text.contains("MATCH") || text.starts_with("Error") {
+            // A decision, an enrolment, or an error message ending with its code in brackets.
+            if text.contains("MATCH") || text.starts_with("Enrolment") || text.ends_with(')') {
                 return text;
             }
             assert!(started.elapsed() < Duration::from_secs(60), "no decision shown: {text:?}");
@@ -146,6 +147,26 @@ fn console_compares_two_uploaded_photos_in_headless_chromium() {
     driver.session("POST", "/refresh", Some(json!({})));
     driver.type_into("#key", KEY);
     assert_eq!(upload("fr_obama/obama.jpg", "fr_biden/biden.jpg"), "NO MATCH");
+
+    // Registration mode (the console's default) and Bahasa Indonesia (its default): enrol an ID
+    // photo, then a masked selfie is refused with the message a citizen reads.
+    driver.session("POST", "/refresh", Some(json!({})));
+    driver.type_into("#key", KEY);
+    driver.type_into("#nik", "3201011505900001");
+    let testdata = root().join("testdata");
+    driver.type_into("#ktp", &testdata.join("capture/replay/id_photo.jpg").display().to_string());
+    driver.click("#enrol");
+    assert_eq!(driver.decision(), "Enrolment created");
+    let masked = testdata.join("robustness/insightface___robustness__mask2.jpg");
+    driver.type_into("#selfie", &masked.display().to_string());
+    driver.click("#verify");
+    let shown = driver.decision();
+    assert!(
+        shown.starts_with("Foto belum memenuhi syarat") && shown.ends_with("(capture_rejected)"),
+        "{shown}"
+    );
+    let problems = driver.text("#scoreline");
+    assert!(problems.contains("Lepaskan masker Anda. (mask)"), "{problems}");
     drop(driver);
     drop(server);
 }
