@@ -181,9 +181,9 @@ impl Gallery {
     }
 
     /// 1:1: the face in `probe` (a selfie) against `subject`'s enrolment. In registration mode a
-    /// selfie with any capture problem is refused before it is compared, and one that turns out to
-    /// be a photo of the ID photo ([`crate::QualityIssue::PhotoOfIdPhoto`]) is refused after; in check mode
-    /// the problems are only reported.
+    /// selfie with a refusing problem ([`crate::QualityIssue::refuses_selfie`]) is refused before it
+    /// is compared, and one that turns out to be a photo of the ID photo
+    /// ([`crate::QualityIssue::PhotoOfIdPhoto`]) after; in check mode problems are only reported.
     ///
     /// # Errors
     /// [`Error::NotEnrolled`], and as [`Engine::verify`].
