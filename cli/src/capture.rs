@@ -415,9 +415,10 @@ pub fn eval(
     }
     let compliant: Vec<&(&Labelled, &FaceAnalysis)> =
         ok.iter().filter(|(r, _)| !r.labels.iter().any(|l| *l)).collect();
+    // Refused in registration mode (every problem but those reported only).
     let rejected: Vec<Value> = compliant
         .iter()
-        .filter(|(_, a)| !a.quality.is_good())
+        .filter(|(_, a)| a.quality.issues.iter().any(|i| i.refuses_selfie()))
         .map(|(r, a)| json!({ "file": r.path, "issues": a.quality.issues }))
         .collect();
     let mut scores: Vec<u8> = ok.iter().map(|(_, a)| a.quality.quality_score).collect();
