@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod capture;
 mod closed_pipe;
 mod eval;
 mod reverify;
