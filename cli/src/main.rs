@@ -21,8 +21,10 @@ mod capture;
 mod eval;
 mod metrics;
 mod plot;
+mod replay;
 mod reverify;
 mod synth;
+mod train;
 
 #[derive(Parser)]
 #[command(name = "wajah", version, about = "Face verification for digital-ID registration")]
@@ -236,7 +238,7 @@ fn main() -> Result<()> {
         }
         Command::TrainOcclusion { labels, root, split, synthetic, seed, out } => {
             let rows = capture::read_labels(labels, root, Some(split))?;
-            capture::train(&*engine()?, &rows, labels, *synthetic, *seed, out)?
+            train::train(&*engine()?, &rows, labels, *synthetic, *seed, out)?
         }
         Command::EvalCapture { labels, root, split, out, plot } => {
             let rows = capture::read_labels(labels, root, split.as_deref())?;
@@ -244,10 +246,10 @@ fn main() -> Result<()> {
         }
         Command::EvalReplay { pairs: file, root, per_photo, seed, backgrounds, out } => {
             let pairs = eval::read_pairs(file, root)?;
-            capture::eval_replay(&*engine()?, &pairs, *per_photo, *seed, backgrounds, out)?
+            replay::eval_replay(&*engine()?, &pairs, *per_photo, *seed, backgrounds, out)?
         }
         Command::MakeReplay { photo, count, seed, backgrounds, out } => {
-            capture::make_replay(&*engine()?, photo, *count, *seed, backgrounds, out)?
+            replay::make_replay(&*engine()?, photo, *count, *seed, backgrounds, out)?
         }
         Command::Store { store, key, old_keys, action } => {
             let mut keys = vec![TemplateKey::load(key)?];
