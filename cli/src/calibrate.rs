@@ -22,7 +22,8 @@ impl Rng {
     }
 }
 
-fn percentile(sorted: &[f32], p: f64) -> f32 {
+/// The value at share `p` (0-1) of a sorted, non-empty list (nearest rank).
+pub fn percentile(sorted: &[f32], p: f64) -> f32 {
     sorted[((p * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)]
 }
 

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use serde_json::{Value, json};
 use wajah::{Engine, FaceAnalysis, FacePolicy};
 
+use crate::calibrate::percentile;
 use crate::eval::Pair;
 use crate::synth::{self, Rng};
 
@@ -84,7 +85,7 @@ pub fn eval_replay(
     let quantile = |s: &[f32], q: f64| {
         let mut v = s.to_vec();
         v.sort_by(f32::total_cmp);
-        v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied()
+        (!v.is_empty()).then(|| percentile(&v, q))
     };
     let report = json!({
         "bound": bound,
