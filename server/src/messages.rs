@@ -189,10 +189,7 @@ pub fn error(code: &str, lang: Lang) -> &'static str {
             "Terdeteksi lebih dari satu wajah. Pastikan hanya wajah Anda yang ada di foto.",
             "More than one face was found. Make sure only your face is in the photo.",
         ),
-        "face_too_small" => (
-            "Wajah terlalu kecil. Dekatkan kamera ke wajah Anda.",
-            "Your face is too small. Move the camera closer.",
-        ),
+        "face_too_small" => return problem(QualityIssue::FaceTooSmall, lang),
         "low_quality" => {
             ("Kualitas foto kurang baik. Ambil foto lagi.", "The photo quality is too low. Take it again.")
         }
