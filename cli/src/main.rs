@@ -19,6 +19,7 @@ use wajah::{
 mod calibrate;
 mod capture;
 mod eval;
+mod liveness;
 mod metrics;
 mod plot;
 mod replay;
@@ -123,6 +124,30 @@ enum Command {
         #[arg(long)]
         split: Option<String>,
         #[arg(long, default_value = "capture-report.json")]
+        out: PathBuf,
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+    /// Measure the head-turn liveness challenge (ISO/IEC 30107-3): BPCER over real sequences,
+    /// APCER per generated attack species.
+    EvalLiveness {
+        /// `sequence,step,file` rows of real photos of one person turning.
+        #[arg(long)]
+        sequences: PathBuf,
+        /// `file,direction,identity` rows (the people, for spliced attacks).
+        #[arg(long)]
+        labels: PathBuf,
+        #[arg(long)]
+        root: PathBuf,
+        /// Attacks of each generated species per sequence.
+        #[arg(long, default_value_t = 8)]
+        per_sequence: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Capture mode for the straight frame.
+        #[arg(long, default_value = "check")]
+        mode: wajah::CaptureMode,
+        #[arg(long, default_value = "liveness-report.json")]
         out: PathBuf,
         #[arg(long)]
         plot: Option<PathBuf>,
@@ -243,6 +268,22 @@ fn main() -> Result<()> {
         Command::EvalCapture { labels, root, split, out, plot } => {
             let rows = capture::read_labels(labels, root, split.as_deref())?;
             capture::eval(&*engine()?, &rows, labels, out, plot.as_deref())?
+        }
+        Command::EvalLiveness { sequences, labels, root, per_sequence, seed, mode, out, plot } => {
+            let seqs = liveness::read_sequences(sequences, root)?;
+            let labels = liveness::read_labels(labels, root)?;
+            let report = liveness::eval_liveness(
+                &*engine()?,
+                &seqs,
+                &labels,
+                *per_sequence,
+                *seed,
+                *mode,
+                plot.as_deref(),
+            )?;
+            std::fs::write(out, serde_json::to_string_pretty(&report)?)
+                .with_context(|| format!("writing {}", out.display()))?;
+            report
         }
         Command::EvalReplay { pairs: file, root, per_photo, seed, backgrounds, out } => {
             let pairs = eval::read_pairs(file, root)?;

@@ -159,9 +159,45 @@ pub fn det(
 
 /// Score histograms of genuine and impostor pairs, with the threshold marked.
 pub fn histograms(path: &Path, genuine: &[f32], impostor: &[f32], threshold: f32) -> Result<()> {
+    let caption = "Scores: genuine (green) vs impostor (red)";
+    two_histograms(
+        path,
+        caption,
+        ("cosine similarity", "share of pairs"),
+        (-0.4, 1.0),
+        genuine,
+        impostor,
+        threshold,
+    )
+}
+
+/// Nose parallax of the moved frames: real head turns against a flat card turned in front of the
+/// camera, with the liveness bound marked.
+pub fn parallax(path: &Path, bona_fide: &[f32], card: &[f32], bound: f32) -> Result<()> {
+    let caption = "Nose parallax: real head turns (green) vs a turned flat card (red)";
+    two_histograms(
+        path,
+        caption,
+        ("parallax (eye distances)", "share of moved frames"),
+        (0.0, 0.4),
+        bona_fide,
+        card,
+        bound,
+    )
+}
+
+/// Two normalised histograms over `range` (green `good`, red `bad`) and a vertical line at `line`.
+fn two_histograms(
+    path: &Path,
+    caption: &str,
+    (x_desc, y_desc): (&str, &str),
+    (lo, hi): (f32, f32),
+    good: &[f32],
+    bad: &[f32],
+    line: f32,
+) -> Result<()> {
     fonts();
     const BINS: usize = 60;
-    let (lo, hi) = (-0.4f32, 1.0f32);
     let bin = |s: f32| (((s - lo) / (hi - lo) * BINS as f32) as usize).min(BINS - 1);
     let share = |scores: &[f32]| {
         let mut h = vec![0f64; BINS];
@@ -170,18 +206,18 @@ pub fn histograms(path: &Path, genuine: &[f32], impostor: &[f32], threshold: f32
         }
         h
     };
-    let (g, i) = (share(genuine), share(impostor));
+    let (g, i) = (share(good), share(bad));
     let top = g.iter().chain(&i).copied().fold(0.0, f64::max) * 1.1;
     let root = BitMapBackend::new(path, (800, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Scores: genuine (green) vs impostor (red)", ("sans-serif", 24))
+        .caption(caption, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(60)
         .build_cartesian_2d(lo as f64..hi as f64, 0.0..top.max(0.01))
         .map_err(err)?;
-    chart.configure_mesh().x_desc("cosine similarity").y_desc("share of pairs").draw().map_err(err)?;
+    chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw().map_err(err)?;
     let width = (hi - lo) as f64 / BINS as f64;
     for (h, colour) in [(&i, RED.mix(0.5)), (&g, GREEN.mix(0.5))] {
         chart
@@ -191,7 +227,7 @@ pub fn histograms(path: &Path, genuine: &[f32], impostor: &[f32], threshold: f32
             }))
             .map_err(err)?;
     }
-    let t = threshold as f64;
+    let t = line as f64;
     chart.draw_series(LineSeries::new([(t, 0.0), (t, top)], BLACK.stroke_width(2))).map_err(err)?;
     root.present().map_err(err)?;
     Ok(())

@@ -1,5 +1,6 @@
-//! Synthetic captures for training and tests: occlusions drawn on aligned face crops, and photos of
-//! an ID photo as a phone would take them (shrunk, tilted, on a background, blurred, re-compressed).
+//! Synthetic captures for training and tests: occlusions drawn on aligned face crops, photos of an
+//! ID photo as a phone would take them (shrunk, tilted, on a background, blurred, re-compressed),
+//! and frames of a flat picture turned in front of a camera.
 //!
 //! Everything is driven by a seeded [`Rng`], so a seed gives the same images on every machine.
 
@@ -322,6 +323,64 @@ pub fn replay(id_photo: &RgbImage, background: Option<&RgbImage>, rng: &mut Rng)
         }
     }
     let sigma = rng.range(0.0, 1.6);
+    if sigma > 0.3 { imageops::blur(&frame, sigma) } else { frame }
+}
+
+/// A flat picture (a printed photo or a phone screen showing `photo`) turned `yaw_deg` about its
+/// vertical axis and `pitch_deg` about its horizontal one in front of a 640x480 camera (pinhole,
+/// focal length 1.2 frame widths), on a gradient, with a brightness shift, moire-like interference
+/// stripes and a little blur: one frame of a presentation attack.
+pub fn card(photo: &RgbImage, yaw_deg: f32, pitch_deg: f32, rng: &mut Rng) -> RgbImage {
+    let (fw, fh) = (640u32, 480u32);
+    let a = [rng.range(0.0, 255.0), rng.range(0.0, 255.0), rng.range(0.0, 255.0)];
+    let b = [rng.range(0.0, 255.0), rng.range(0.0, 255.0), rng.range(0.0, 255.0)];
+    let mut frame = RgbImage::from_fn(fw, fh, |x, y| {
+        let t = (x + y) as f32 / (fw + fh) as f32;
+        Rgb([0, 1, 2].map(|k| (a[k] * (1.0 - t) + b[k] * t) as u8))
+    });
+    // The card in camera space: centred near the optical axis, its height 50-75% of the frame's at
+    // distance `z`, then rotated (yaw, then pitch, then a little roll) about its centre.
+    let (pw, ph) = (photo.width() as f32, photo.height() as f32);
+    let f = 1.2 * fw as f32;
+    let z = 1000.0;
+    let height = fh as f32 * rng.range(0.5, 0.75) * z / f;
+    let width = height * pw / ph;
+    let (cx, cy) = (rng.range(-0.08, 0.08) * z, rng.range(-0.06, 0.06) * z);
+    let (y, p, r) = (yaw_deg.to_radians(), pitch_deg.to_radians(), rng.range(-5.0, 5.0).to_radians());
+    let project = |u: f32, v: f32| {
+        let (x0, y0) = ((u / pw - 0.5) * width, (v / ph - 0.5) * height);
+        let (x1, z1) = (x0 * y.cos(), -x0 * y.sin());
+        let (y2, z2) = (y0 * p.cos() - z1 * p.sin(), y0 * p.sin() + z1 * p.cos());
+        let (x3, y3) = (x1 * r.cos() - y2 * r.sin(), x1 * r.sin() + y2 * r.cos());
+        let depth = z + z2;
+        (fw as f32 / 2.0 + f * (cx + x3) / depth, fh as f32 / 2.0 + f * (cy + y3) / depth)
+    };
+    let from = [(0.0, 0.0), (pw, 0.0), (pw, ph), (0.0, ph)];
+    let to = from.map(|(u, v)| project(u, v));
+    if let Some(m) = Projection::from_control_points(from, to) {
+        let mut card = RgbImage::new(fw, fh);
+        warp_into(photo, m, Interpolation::Bilinear, Border::Constant(Rgb([0, 0, 0])), &mut card);
+        let inv = m.invert();
+        for (x, y, px) in frame.enumerate_pixels_mut() {
+            let (u, v) = inv * (x as f32 + 0.5, y as f32 + 0.5);
+            if (0.0..pw).contains(&u) && (0.0..ph).contains(&v) {
+                *px = *card.get_pixel(x, y);
+            }
+        }
+    }
+    // Light and the screen's or print's interference pattern.
+    let (gain, offset) = (rng.range(0.8, 1.15), rng.range(-20.0, 20.0));
+    let (amp, period, angle) =
+        (rng.range(2.0, 10.0), rng.range(3.0, 9.0), rng.range(0.0, std::f32::consts::PI));
+    let (kx, ky) =
+        (angle.cos() * std::f32::consts::TAU / period, angle.sin() * std::f32::consts::TAU / period);
+    for (x, y, px) in frame.enumerate_pixels_mut() {
+        let stripe = amp * (kx * x as f32 + ky * y as f32).sin();
+        for c in &mut px.0 {
+            *c = (f32::from(*c) * gain + offset + stripe).clamp(0.0, 255.0) as u8;
+        }
+    }
+    let sigma = rng.range(0.0, 1.2);
     if sigma > 0.3 { imageops::blur(&frame, sigma) } else { frame }
 }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::decode::DecodeLimits;
 use crate::detect::DetectPolicy;
 use crate::error::{Error, Result};
+use crate::liveness::LivenessThresholds;
 use crate::manifest::Manifest;
 use crate::quality::QualityThresholds;
 
@@ -78,6 +79,9 @@ pub struct EngineConfig {
     /// Capture check limits.
     #[cfg_attr(feature = "clap", arg(skip))]
     pub quality: QualityThresholds,
+    /// Liveness check limits.
+    #[cfg_attr(feature = "clap", arg(skip))]
+    pub liveness: LivenessThresholds,
     /// Refuse captures with quality issues (otherwise they are reported only).
     #[cfg_attr(feature = "clap", arg(skip))]
     pub reject_low_quality: bool,
@@ -108,6 +112,7 @@ impl EngineConfig {
             face_policy: FacePolicy::Single,
             detect: DetectPolicy::default(),
             quality: QualityThresholds::default(),
+            liveness: LivenessThresholds::default(),
             reject_low_quality: false,
             limits: DecodeLimits::default(),
         }
@@ -133,6 +138,7 @@ impl EngineConfig {
             return Err(Error::Config(format!("threshold {t} is outside [-1, 1]")));
         }
         self.quality.validate()?;
+        self.liveness.validate()?;
         self.detect.validate()
     }
 }

@@ -16,6 +16,7 @@ use crate::detect::{Face, Point, YuNet};
 use crate::embed::{Embedder, OnnxEmbedder};
 use crate::embedding::Template;
 use crate::error::{Error, Result};
+use crate::liveness::PresentationAttackDetector;
 use crate::locate::{FaceFinder, FaceQuery};
 use crate::manifest::Manifest;
 use crate::occlusion::{OcclusionModel, Occlusions, features};
@@ -31,6 +32,8 @@ pub struct Engine {
     threshold: f32,
     /// Occlusion checks; `None` when the manifest has none or it was trained on another recogniser.
     occlusion: Option<OcclusionModel>,
+    /// Trained presentation-attack detectors consulted by liveness checks (none ship).
+    pub(crate) presentation_attack_detectors: Vec<Box<dyn PresentationAttackDetector>>,
 }
 
 impl Engine {
@@ -80,7 +83,19 @@ impl Engine {
             }
             None => None,
         };
-        Ok(Self { config, finder, embedder: Box::new(embedder), threshold, occlusion })
+        Ok(Self {
+            config,
+            finder,
+            embedder: Box::new(embedder),
+            threshold,
+            occlusion,
+            presentation_attack_detectors: Vec::new(),
+        })
+    }
+
+    /// Adds a presentation-attack detector to every later liveness check.
+    pub fn add_presentation_attack_detector(&mut self, detector: Box<dyn PresentationAttackDetector>) {
+        self.presentation_attack_detectors.push(detector);
     }
 
     /// The settings in use.

@@ -30,6 +30,7 @@ mod error;
 pub mod fuzzing;
 mod gallery;
 mod index;
+mod liveness;
 mod locate;
 mod manifest;
 mod nik;
@@ -52,6 +53,10 @@ pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
 pub use gallery::{Candidate, Enrolled, Gallery, Identification, Verification};
 pub use index::{FaceIndex, IndexConfig, IndexKind, Match};
+pub use liveness::{
+    FrameReport, Liveness, LivenessReason, LivenessReport, LivenessThresholds, PresentationAttackDetector,
+    SeenFrames, Step, challenge_steps, nose_shift,
+};
 pub use locate::FaceQuery;
 pub use manifest::{
     ColourOrder, ConfirmerSpec, DEFAULT_MANIFEST, DetectorKind, DetectorSpec, Manifest, OcclusionSpec,

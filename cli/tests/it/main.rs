@@ -6,6 +6,7 @@ use std::process::Command;
 mod capture;
 mod closed_pipe;
 mod eval;
+mod liveness;
 mod reverify;
 mod store;
 

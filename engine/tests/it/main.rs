@@ -5,6 +5,7 @@
 mod capture;
 mod decode;
 mod index;
+mod liveness;
 mod manifest;
 mod pipeline;
 mod reference;
