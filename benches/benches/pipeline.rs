@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
-use wajah::{Engine, EngineConfig, FacePolicy, resize};
+use wajah::{CaptureMode, Engine, EngineConfig, FacePolicy, Step, resize};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("benches/ has a parent").to_path_buf()
@@ -80,4 +80,34 @@ fn stages(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, stages);
+/// A 4-frame liveness check (real ORL head-turn photos) against one photo's template, on a pool of
+/// one thread and of two (frames are analysed in parallel).
+fn liveness(c: &mut Criterion) {
+    let config = EngineConfig { intra_threads: 1, sessions: 2, ..EngineConfig::in_dir(&root()) };
+    let engine = Engine::new(config).expect("engine (run `make setup` first)");
+    let frames: Vec<Vec<u8>> = ["orl_s1_1.pgm", "orl_s1_5.pgm", "orl_s1_6.pgm", "orl_s1_9.pgm"]
+        .iter()
+        .map(|n| std::fs::read(root().join("testdata/liveness/poses").join(n)).expect("testdata photo"))
+        .collect();
+    let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    let steps = [Step::Straight, Step::TurnLeft, Step::TurnRight, Step::LookUp];
+    let mut group = c.benchmark_group("liveness");
+    group.measurement_time(Duration::from_secs(4)).sample_size(20);
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+        group.bench_function(
+            BenchmarkId::new("photo_to_template", format!("orl 92x112/{threads}thread")),
+            |b| b.iter(|| pool.install(|| engine.analyze(&frames[0]).expect("a face"))),
+        );
+        group.bench_function(BenchmarkId::new("check_liveness", format!("4 frames/{threads}thread")), |b| {
+            b.iter(|| {
+                pool.install(|| {
+                    engine.check_liveness(&steps, &refs, CaptureMode::Check, None).expect("checked")
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, stages, liveness);

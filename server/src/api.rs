@@ -48,7 +48,7 @@ pub const NIK_PATTERN: &str = concat!(
 );
 
 /// The description of a NIK, in a body or a path.
-fn nik_schema() -> Object {
+pub fn nik_schema() -> Object {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .description(Some("The 16-digit NIK: province, regency/city, district, date of birth, serial."))
@@ -85,8 +85,16 @@ pub struct EnrollRequest {
 pub struct VerifyRequest {
     #[schema(schema_with = nik_schema)]
     pub nik: String,
-    /// The selfie.
-    pub selfie: PhotoBytes,
+    /// The selfie; or, instead, `challenge_id` and `frames`.
+    #[serde(default)]
+    pub selfie: Option<PhotoBytes>,
+    /// A liveness challenge (`POST /v1/liveness/challenges`): then `frames` are checked for
+    /// liveness and the straight frame is compared; matched only when live and the same person.
+    #[serde(default)]
+    pub challenge_id: Option<String>,
+    /// One photo per step of the challenge, in order (multipart: one `frames` part each).
+    #[serde(default)]
+    pub frames: Vec<PhotoBytes>,
     /// `registration` (default) refuses a selfie with any capture problem, or one that is a photo
     /// of the ID photo, with 422 `capture_rejected` and no comparison; `check` only reports them.
     #[serde(default)]
@@ -166,8 +174,13 @@ pub struct EnrollForm {
 pub struct VerifyForm {
     #[schema(schema_with = nik_schema)]
     pub nik: String,
-    /// The selfie.
-    pub selfie: PhotoFile,
+    /// The selfie; or, instead, `challenge_id` and `frames`.
+    pub selfie: Option<PhotoFile>,
+    /// A liveness challenge id.
+    pub challenge_id: Option<String>,
+    /// One `frames` part per step of the challenge, in order.
+    #[serde(default)]
+    pub frames: Vec<PhotoFile>,
     /// `registration` (default) or `check`.
     #[serde(default)]
     pub mode: CaptureMode,
@@ -326,6 +339,9 @@ pub struct VerificationAnswer {
     pub model: String,
     #[serde(flatten)]
     pub capture: CaptureAnswer,
+    /// With `challenge_id`: the liveness checks (`matched` needs `live`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<crate::liveness::LivenessAnswer>,
     pub timings_ms: TimingsAnswer,
 }
 

@@ -14,17 +14,23 @@ use serde::de::DeserializeOwned;
 use crate::api::{CompareRequest, DetectRequest, EnrollRequest, IdentifyRequest, PhotoBytes, VerifyRequest};
 use crate::clients::Caller;
 use crate::error::ApiError;
+use crate::liveness::SessionRequest;
 use crate::state::{Admitted, AppState};
 
 /// A request body of type `T`, from either encoding, the admission it was read under, and who sent it.
 pub struct Body<T>(pub T, pub Admitted, pub Caller);
 
-/// Multipart fields by name, taken one by one; what is left over is an error.
-pub struct Parts(HashMap<String, Vec<u8>>);
+/// Multipart fields by name (only [`FromParts::REPEATED`] ones more than once), taken one by one;
+/// what is left over is an error.
+pub struct Parts(HashMap<String, Vec<Vec<u8>>>);
 
 impl Parts {
     fn take(&mut self, name: &str) -> Option<Vec<u8>> {
-        self.0.remove(name)
+        self.0.remove(name).and_then(|mut v| v.pop())
+    }
+
+    fn photos(&mut self, name: &str) -> Vec<PhotoBytes> {
+        self.0.remove(name).unwrap_or_default().into_iter().map(PhotoBytes).collect()
     }
 
     fn photo(&mut self, name: &str) -> Result<PhotoBytes, ApiError> {
@@ -62,6 +68,9 @@ impl Parts {
 
 /// A request type that can be read from multipart fields.
 pub trait FromParts: Sized {
+    /// Fields that may be given more than once.
+    const REPEATED: &'static [&'static str] = &[];
+
     /// The request from `parts`.
     ///
     /// # Errors
@@ -78,9 +87,24 @@ impl FromParts for EnrollRequest {
 }
 
 impl FromParts for VerifyRequest {
+    const REPEATED: &'static [&'static str] = &["frames"];
+
     fn from_parts(mut p: Parts) -> Result<Self, ApiError> {
         let mode = p.optional("mode", "`registration` or `check`")?.unwrap_or_default();
-        let request = Self { nik: p.text("nik")?, selfie: p.photo("selfie")?, mode };
+        let challenge_id = p.optional("challenge_id", "a challenge id")?;
+        let selfie = p.take("selfie").map(PhotoBytes);
+        let request = Self { nik: p.text("nik")?, selfie, challenge_id, frames: p.photos("frames"), mode };
+        p.finish(request)
+    }
+}
+
+impl FromParts for SessionRequest {
+    const REPEATED: &'static [&'static str] = &["frames"];
+
+    fn from_parts(mut p: Parts) -> Result<Self, ApiError> {
+        let mode = p.optional("mode", "`registration` or `check`")?.unwrap_or_default();
+        let nik = p.optional("nik", "a NIK")?;
+        let request = Self { frames: p.photos("frames"), nik, mode };
         p.finish(request)
     }
 }
@@ -160,11 +184,11 @@ pub async fn read<T: DeserializeOwned + FromParts>(req: Request) -> Result<T, Ap
                 multipart.next_field().await.map_err(|e| too_large_or_bad(e.status(), e.body_text()))?
             {
                 let name = field.name().unwrap_or_default().to_string();
-                if fields.contains_key(&name) {
+                if fields.contains_key(&name) && !T::REPEATED.contains(&name.as_str()) {
                     return Err(ApiError::BadRequest(format!("the field `{name}` is given twice")));
                 }
                 let bytes = field.bytes().await.map_err(|e| too_large_or_bad(e.status(), e.body_text()))?;
-                fields.insert(name, Vec::from(bytes));
+                fields.entry(name).or_insert_with(Vec::new).push(Vec::from(bytes));
             }
             T::from_parts(Parts(fields))
         }

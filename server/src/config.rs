@@ -66,6 +66,9 @@ pub struct Config {
     /// Time a client has to send its whole request body, in seconds [default: 20].
     #[arg(long, env = "WAJAH_BODY_TIMEOUT_SECS", required = false)]
     pub body_timeout_secs: u64,
+    /// Lifetime of a liveness challenge, in seconds [default: 90].
+    #[arg(long, env = "WAJAH_CHALLENGE_TTL_SECS", required = false)]
+    pub challenge_ttl_secs: u64,
     /// Requests a second per API key; past it 429 `rate_limited` [default: 50].
     #[arg(long, env = "WAJAH_RATE_PER_KEY", required = false)]
     pub rate_per_key: f64,
@@ -101,6 +104,7 @@ impl Default for Config {
             request_timeout_secs: 30,
             header_timeout_secs: 10,
             body_timeout_secs: 20,
+            challenge_ttl_secs: 90,
             max_connections: 1024,
             rate_per_key: 50.0,
             burst_per_key: 100.0,
@@ -185,9 +189,11 @@ impl Config {
             "request_timeout_secs = {} must be within {TIMEOUT_SECS:?}",
             self.request_timeout_secs
         );
-        for (name, value) in
-            [("header_timeout_secs", self.header_timeout_secs), ("body_timeout_secs", self.body_timeout_secs)]
-        {
+        for (name, value) in [
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("body_timeout_secs", self.body_timeout_secs),
+            ("challenge_ttl_secs", self.challenge_ttl_secs),
+        ] {
             anyhow::ensure!(
                 TIMEOUT_SECS.contains(&value),
                 "{name} = {value} must be within {TIMEOUT_SECS:?}"

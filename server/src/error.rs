@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use wajah::{ErrorKind, QualityIssue};
 
+use crate::challenges::ChallengeError;
 use crate::messages::{self, Lang, ProblemMessage};
 
 /// Everything a request can fail with.
@@ -36,6 +37,8 @@ pub enum ApiError {
     Timeout,
     /// The client did not send its body in time.
     BodyTimeout,
+    /// A liveness challenge that cannot be used.
+    Challenge(ChallengeError),
     /// An internal failure outside the engine (a task panicked).
     Internal(String),
 }
@@ -70,6 +73,10 @@ const SERVICE_CODES: &[&str] = &[
     "rate_limited",
     "timeout",
     "body_timeout",
+    "challenge_not_found",
+    "challenge_expired",
+    "challenge_used",
+    "challenge_nik_mismatch",
     "internal",
 ];
 
@@ -130,6 +137,24 @@ impl ApiError {
                 "body_timeout",
                 "the request body did not arrive in time".into(),
             ),
+            ApiError::Challenge(e) => match e {
+                ChallengeError::NotFound => (
+                    StatusCode::NOT_FOUND,
+                    "challenge_not_found",
+                    "no such liveness challenge (expired ones are dropped; ask for a new one)".into(),
+                ),
+                ChallengeError::Expired => {
+                    (StatusCode::GONE, "challenge_expired", "the liveness challenge has expired".into())
+                }
+                ChallengeError::Used => {
+                    (StatusCode::CONFLICT, "challenge_used", "the liveness challenge was already used".into())
+                }
+                ChallengeError::NikMismatch => (
+                    StatusCode::FORBIDDEN,
+                    "challenge_nik_mismatch",
+                    "the liveness challenge was issued for another NIK".into(),
+                ),
+            },
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into()),
         }
     }
@@ -147,6 +172,7 @@ impl ApiError {
             | ApiError::NotFound
             | ApiError::MethodNotAllowed
             | ApiError::BodyTimeout
+            | ApiError::Challenge(_)
             | ApiError::Internal(_) => None,
         }
     }

@@ -5,9 +5,11 @@
 
 pub mod api;
 mod body;
+mod challenges;
 mod clients;
 pub mod config;
 pub mod error;
+pub mod liveness;
 pub mod messages;
 pub mod metrics;
 mod openapi;
@@ -52,7 +54,9 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(routes::verify))
         .routes(routes!(routes::compare))
         .routes(routes!(routes::identify))
-        .routes(routes!(routes::detect));
+        .routes(routes!(routes::detect))
+        .routes(routes!(liveness::issue))
+        .routes(routes!(liveness::session));
     let operations = OpenApiRouter::new().routes(routes!(routes::metrics));
     let (router, mut description) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(routes::healthz))

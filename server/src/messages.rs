@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use serde::Serialize;
 use utoipa::ToSchema;
-use wajah::QualityIssue;
+use wajah::{LivenessReason, QualityIssue, Step};
 
 /// A language the messages are written in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -143,6 +143,50 @@ pub fn problem(issue: QualityIssue, lang: Lang) -> &'static str {
     }
 }
 
+/// What the citizen is asked to do for a challenge step.
+pub fn step(step: Step, lang: Lang) -> &'static str {
+    let (id, en) = match step {
+        Step::Straight => ("Lihat lurus ke kamera.", "Look straight at the camera."),
+        Step::TurnLeft => ("Tolehkan kepala ke kiri.", "Turn your head to your left."),
+        Step::TurnRight => ("Tolehkan kepala ke kanan.", "Turn your head to your right."),
+        Step::LookUp => ("Angkat dagu Anda, lihat ke atas.", "Raise your chin and look up."),
+    };
+    match lang {
+        Lang::Id => id,
+        Lang::En => en,
+    }
+}
+
+/// Why a liveness check failed, for the citizen.
+pub fn liveness(reason: LivenessReason, lang: Lang) -> &'static str {
+    let (id, en) = match reason {
+        LivenessReason::PoseNotReached => (
+            "Gerakan kepala tidak sesuai petunjuk. Ikuti setiap langkah dengan jelas.",
+            "The head movements did not follow the steps. Follow each step clearly.",
+        ),
+        LivenessReason::IdentityMismatch => (
+            "Wajah berbeda terdeteksi. Hanya Anda yang boleh ada di depan kamera.",
+            "A different face was seen. Only you should be in front of the camera.",
+        ),
+        LivenessReason::IdenticalFrames | LivenessReason::ReplayedFrames => (
+            "Foto tidak diambil langsung. Ambil foto baru dengan kamera.",
+            "The photos were not taken live. Take new photos with the camera.",
+        ),
+        LivenessReason::PlanarMotion | LivenessReason::PresentationAttack => (
+            "Wajah harus asli, bukan foto atau layar. Hadapkan wajah Anda sendiri ke kamera.",
+            "The face must be real, not a photo or a screen. Show your own face to the camera.",
+        ),
+        LivenessReason::FrontalCaptureRejected => (
+            "Foto wajah lurus belum memenuhi syarat. Perbaiki hal yang disebutkan.",
+            "The straight-on photo does not meet the requirements. Fix what is listed.",
+        ),
+    };
+    match lang {
+        Lang::Id => id,
+        Lang::En => en,
+    }
+}
+
 /// The message for an error code (every code of [`crate::error::codes`] has one).
 pub fn error(code: &str, lang: Lang) -> &'static str {
     let (id, en) = match code {
@@ -205,6 +249,21 @@ pub fn error(code: &str, lang: Lang) -> &'static str {
             "Data wajah untuk NIK ini perlu didaftarkan ulang.",
             "The face enrolled for this NIK must be enrolled again.",
         ),
+        "challenge_not_found" => (
+            "Tantangan verifikasi tidak ditemukan. Mulai lagi.",
+            "The liveness check was not found. Start again.",
+        ),
+        "challenge_expired" => {
+            ("Waktu verifikasi habis. Mulai lagi.", "The liveness check has expired. Start again.")
+        }
+        "challenge_used" => (
+            "Tantangan verifikasi sudah dipakai. Mulai lagi.",
+            "This liveness check was already used. Start again.",
+        ),
+        "challenge_nik_mismatch" => (
+            "Tantangan verifikasi ini bukan untuk NIK Anda. Mulai lagi.",
+            "This liveness check is not for your NIK. Start again.",
+        ),
         _ => ("Terjadi kesalahan. Silakan coba lagi.", "Something went wrong. Please try again."),
     };
     match lang {
@@ -251,6 +310,12 @@ mod tests {
         }
         for issue in QualityIssue::ALL {
             assert_ne!(problem(issue, Lang::Id), problem(issue, Lang::En), "{issue:?}");
+        }
+        for step in Step::ALL {
+            assert_ne!(self::step(step, Lang::Id), self::step(step, Lang::En), "{step:?}");
+        }
+        for reason in LivenessReason::ALL {
+            assert_ne!(liveness(reason, Lang::Id), liveness(reason, Lang::En), "{reason:?}");
         }
         assert_eq!(problem(QualityIssue::Eyeglasses, Lang::Id), "Lepaskan kacamata Anda.");
         assert_eq!(problem(QualityIssue::Eyeglasses, Lang::En), "Please take off your glasses.");

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine as _;
-use wajah::{FaceAnalysis, Nik, Upsert};
+use wajah::{FaceAnalysis, Liveness, Nik, Upsert, Verification};
 
 use crate::api::{
     CandidateAnswer, CaptureAnswer, CompareAnswer, CompareForm, CompareRequest, CompareSide, DetectForm,
@@ -20,8 +20,9 @@ use crate::api::{
 use crate::body::Body;
 use crate::clients::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::liveness::LivenessAnswer;
 use crate::messages::{Lang, ProblemMessage};
-use crate::state::{AppState, Outcome};
+use crate::state::{AppState, Inner, Outcome};
 
 /// Enrol the KTP-el photo for a NIK (the same photo again changes nothing; another replaces).
 #[utoipa::path(post, path = "/v1/enrollments", tag = "enrolment",
@@ -82,18 +83,36 @@ pub async fn verify(
     let started = Instant::now();
     let nik = Nik::parse(&request.nik)?;
     let subject = nik.as_str().to_string();
-    let verification = state
-        .run(admitted, move |s| {
-            let result = s.gallery.verify(&subject, &request.selfie.0, request.mode);
-            let outcome = Outcome::of(&result, |v| Outcome {
-                decision: v.decision.verdict().as_str().into(),
-                score: Some(v.decision.score.0),
-                problems: v.analysis.quality.issues.clone(),
-            });
-            s.record(&caller, "verify", Some(&subject), outcome)?;
-            Ok(result?)
-        })
-        .await?;
+    let VerifyRequest { selfie, challenge_id, frames, mode, .. } = request;
+    let (verification, liveness) = match (selfie, challenge_id) {
+        (Some(selfie), None) if frames.is_empty() => {
+            let v = state
+                .run(admitted, move |s| {
+                    let result = s.gallery.verify(&subject, &selfie.0, mode);
+                    s.record(&caller, "verify", Some(&subject), Outcome::of(&result, verified))?;
+                    Ok(result?)
+                })
+                .await?;
+            (v, None)
+        }
+        (None, Some(id)) => {
+            let steps = state.challenges.take(&id, Some(&subject))?;
+            state
+                .run(admitted, move |s| {
+                    let result = verify_live(s, &subject, &steps, &frames, mode);
+                    let outcome = Outcome::of(&result, |(v, _)| verified(v));
+                    s.record(&caller, "verify_liveness", Some(&subject), outcome)?;
+                    let (v, l) = result?;
+                    Ok((v, Some(l)))
+                })
+                .await?
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "send either `selfie`, or `challenge_id` with its `frames`".into(),
+            ));
+        }
+    };
     let (decision, analysis) = (verification.decision, &verification.analysis);
     state.metrics.stages(&analysis.timings);
     state.metrics.decision("verify", decision.verdict());
@@ -103,8 +122,36 @@ pub async fn verify(
         decision: decision.into(),
         model: state.gallery.engine().model_id().to_string(),
         capture: CaptureAnswer::of(analysis, lang),
+        liveness: liveness.as_ref().map(|l| LivenessAnswer::of(l, lang)),
         timings_ms: TimingsAnswer::of(&[analysis], started),
     }))
+}
+
+/// What the audit trail keeps of a verification.
+fn verified(v: &Verification) -> Outcome {
+    Outcome {
+        decision: v.decision.verdict().as_str().into(),
+        score: Some(v.decision.score.0),
+        problems: v.analysis.quality.issues.clone(),
+    }
+}
+
+/// Liveness on the challenge's frames, then the straight frame against the enrolled template:
+/// matched only when live, the same person, and not a photo of the ID photo.
+fn verify_live(
+    s: &Inner,
+    subject: &str,
+    steps: &[wajah::Step],
+    frames: &[crate::api::PhotoBytes],
+    mode: wajah::CaptureMode,
+) -> wajah::Result<(Verification, Liveness)> {
+    let enrolled = s.gallery.template(subject)?;
+    let mut liveness = crate::liveness::check(s, steps, frames, mode)?;
+    let engine = s.gallery.engine();
+    let mut decision = engine.compare(&liveness.frontal.template, &enrolled)?;
+    let replay = engine.flag_id_photo_replay(&decision, &mut liveness.frontal);
+    decision.matched &= liveness.report.live && !replay;
+    Ok((Verification { decision, analysis: liveness.frontal.clone() }, liveness))
 }
 
 fn png_base64(image: &image::RgbImage) -> String {

@@ -7,9 +7,14 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wajah::{AuditEvent, AuditLog, Engine, Gallery, SqliteStore, TemplateKey};
+use wajah::{AuditEvent, AuditLog, Engine, Gallery, SeenFrames, SqliteStore, TemplateKey};
+
+use crate::challenges::Challenges;
 
 use crate::clients::{Caller, ClientLimits, Clients};
+
+/// Liveness challenges open at once (a few hundred bytes each).
+const MAX_OPEN_CHALLENGES: usize = 100_000;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -80,6 +85,10 @@ pub struct Inner {
     pub max_body: usize,
     /// Request bodies held in memory at once, in KiB permits.
     pub body_budget: Arc<Semaphore>,
+    /// Open liveness challenges.
+    pub challenges: Challenges,
+    /// Frames of accepted liveness sessions (in memory), so that none is accepted twice.
+    pub seen_frames: SeenFrames,
     ready: AtomicBool,
 }
 
@@ -172,6 +181,8 @@ impl AppState {
             metrics: Metrics::default(),
             max_body: config.max_body_mib << 20,
             body_budget: Arc::new(Semaphore::new(config.body_budget_mib << 10)),
+            challenges: Challenges::new(Duration::from_secs(config.challenge_ttl_secs), MAX_OPEN_CHALLENGES),
+            seen_frames: SeenFrames::default(),
             ready: AtomicBool::new(true),
         }));
         Ok(state)
@@ -248,9 +259,8 @@ fn api_key_hashes(config: &Config) -> anyhow::Result<Vec<[u8; 32]>> {
 }
 
 fn generate_key(path: &Path) -> anyhow::Result<String> {
-    use std::io::{Read, Write};
-    let mut random = [0u8; 24];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut random)?;
+    use std::io::Write;
+    let random = crate::challenges::random::<24>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let key = format!("wajah_{}", hex::encode(random));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

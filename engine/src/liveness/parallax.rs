@@ -89,11 +89,12 @@ fn solve8(mut m: [[f64; 9]; 8]) -> Option<[f64; 8]> {
             return None;
         }
         m.swap(col, pivot);
-        for row in 0..8 {
-            if row != col {
-                let f = m[row][col] / m[col][col];
-                for k in col..9 {
-                    m[row][k] -= f * m[col][k];
+        let pivot_row = m[col];
+        for (r, row) in m.iter_mut().enumerate() {
+            if r != col {
+                let f = row[col] / pivot_row[col];
+                for (x, p) in row.iter_mut().zip(pivot_row.iter()).skip(col) {
+                    *x -= f * p;
                 }
             }
         }

@@ -5,6 +5,7 @@ mod api;
 mod browser;
 mod clients;
 mod hardening;
+mod liveness;
 mod router;
 mod schema;
 
