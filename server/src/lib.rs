@@ -68,6 +68,7 @@ pub fn app(state: AppState) -> Router {
     let description = Arc::new(description);
     router
         .route("/", get(routes::console))
+        .route("/liveness", get(routes::liveness_page))
         .route("/openapi.json", get(move || std::future::ready(axum::Json(description.as_ref().clone()))))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

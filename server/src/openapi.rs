@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi};
 use crate::error::ErrorBody;
 
 /// Paths that need no API key; every other route needs one.
-pub const PUBLIC: [&str; 4] = ["/", "/healthz", "/readyz", "/openapi.json"];
+pub const PUBLIC: [&str; 5] = ["/", "/liveness", "/healthz", "/readyz", "/openapi.json"];
 
 /// What an operation does, which decides the error answers it can give besides its own.
 #[derive(Clone, Copy)]

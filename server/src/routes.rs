@@ -331,27 +331,34 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 const CONSOLE: &str = include_str!("../static/index.html");
+const LIVENESS: &str = include_str!("../static/liveness.html");
 
-/// The console's Content-Security-Policy: its one inline script and style by hash, nothing else
-/// inline, no frames, requests only to this origin.
-fn console_policy() -> &'static str {
-    static POLICY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    POLICY.get_or_init(|| {
-        let hash = |open: &str, close: &str| {
-            let inner = CONSOLE.split_once(open).and_then(|(_, rest)| rest.split_once(close)).map_or("", |p| p.0);
-            let digest = <sha2::Sha256 as sha2::Digest>::digest(inner.as_bytes());
-            format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest))
-        };
-        format!(
-            "default-src 'none'; script-src {}; style-src {}; img-src 'self' data: blob:; connect-src 'self'; \
-             form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
-            hash("<script>", "</script>"),
-            hash("<style>", "</style>")
-        )
-    })
+/// A page's Content-Security-Policy: its one inline script and style by hash, nothing else inline,
+/// no frames, requests only to this origin.
+fn page_policy(page: &str) -> String {
+    let hash = |open: &str, close: &str| {
+        let inner = page.split_once(open).and_then(|(_, rest)| rest.split_once(close)).map_or("", |p| p.0);
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(inner.as_bytes());
+        format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest))
+    };
+    format!(
+        "default-src 'none'; script-src {}; style-src {}; img-src 'self' data: blob:; connect-src 'self'; \
+         form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+        hash("<script>", "</script>"),
+        hash("<style>", "</style>")
+    )
 }
 
 /// The operator console.
 pub async fn console() -> Response {
-    ([(axum::http::header::CONTENT_SECURITY_POLICY, console_policy())], Html(CONSOLE)).into_response()
+    static POLICY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let policy = POLICY.get_or_init(|| page_policy(CONSOLE)).as_str();
+    ([(axum::http::header::CONTENT_SECURITY_POLICY, policy)], Html(CONSOLE)).into_response()
+}
+
+/// The liveness page: runs a challenge with the browser's camera (or uploads).
+pub async fn liveness_page() -> Response {
+    static POLICY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let policy = POLICY.get_or_init(|| page_policy(LIVENESS)).as_str();
+    ([(axum::http::header::CONTENT_SECURITY_POLICY, policy)], Html(LIVENESS)).into_response()
 }

@@ -18,7 +18,7 @@ struct Driver {
 }
 
 impl Driver {
-    fn start(profile: &std::path::Path) -> Driver {
+    fn start(profile: &std::path::Path, extra: &[String]) -> Driver {
         let port = TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -33,7 +33,7 @@ impl Driver {
             std::thread::sleep(Duration::from_millis(100));
         }
         let mut driver = Driver { addr, child, session: String::new() };
-        let args = [
+        let mut args: Vec<String> = [
             "--headless=new",
             "--no-sandbox",
             "--disable-gpu",
@@ -43,8 +43,11 @@ impl Driver {
             "--disable-sync",
             "--disable-quic",
             "--no-first-run",
-            &format!("--user-data-dir={}", profile.display()),
-        ];
+        ]
+        .map(String::from)
+        .to_vec();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        args.extend_from_slice(extra);
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args },
@@ -91,6 +94,19 @@ impl Driver {
         self.session("GET", &format!("/element/{id}/text"), None).as_str().unwrap_or_default().to_string()
     }
 
+    /// Waits until `css` shows text for which `done` holds.
+    fn wait_for(&self, css: &str, done: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.text(css);
+            if done(&text) {
+                return text;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{css} shows {text:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Waits for `css` to show a final decision.
     fn decision(&self) -> String {
         let started = Instant::now();
@@ -120,7 +136,7 @@ impl Drop for Driver {
 fn console_compares_two_uploaded_photos_in_headless_chromium() {
     let dir = data_dir("browser");
     let server = Server::start(config(&dir));
-    let driver = Driver::start(&dir.path().join("chromium-profile"));
+    let driver = Driver::start(&dir.path().join("chromium-profile"), &[]);
     driver.session("POST", "/url", Some(json!({ "url": format!("http://{}/", server.addr) })));
     driver.type_into("#key", KEY);
 
@@ -169,4 +185,125 @@ fn console_compares_two_uploaded_photos_in_headless_chromium() {
     assert!(problems.contains("Lepaskan masker Anda. (mask)"), "{problems}");
     drop(driver);
     drop(server);
+}
+
+/// A Y4M video (4:2:0, 320x240, 10 frames a second) of `photo` held still in front of the camera:
+/// what Chromium's fake camera plays in a loop.
+fn still_video(photo: &std::path::Path, out: &std::path::Path) {
+    let (w, h) = (320u32, 240u32);
+    let face = image::open(photo).expect("photo").to_rgb8();
+    let face = image::imageops::resize(&face, 184, 224, image::imageops::FilterType::Triangle);
+    let mut frame = image::RgbImage::from_pixel(w, h, image::Rgb([128, 128, 128]));
+    image::imageops::overlay(&mut frame, &face, 68, 8);
+    let luma =
+        |p: &image::Rgb<u8>| 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]);
+    let y: Vec<u8> = frame.pixels().map(|p| luma(p) as u8).collect();
+    let (mut u, mut v) = (Vec::new(), Vec::new());
+    for by in (0..h).step_by(2) {
+        for bx in (0..w).step_by(2) {
+            let p = frame.get_pixel(bx, by);
+            let l = luma(p);
+            u.push((128.0 + 0.564 * (f32::from(p[2]) - l)).clamp(0.0, 255.0) as u8);
+            v.push((128.0 + 0.713 * (f32::from(p[0]) - l)).clamp(0.0, 255.0) as u8);
+        }
+    }
+    let mut video = format!("YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n").into_bytes();
+    for _ in 0..10 {
+        video.extend_from_slice(b"FRAME\n");
+        video.extend_from_slice(&y);
+        video.extend_from_slice(&u);
+        video.extend_from_slice(&v);
+    }
+    std::fs::write(out, video).expect("video written");
+}
+
+#[test]
+fn liveness_page_runs_a_challenge_with_uploads_and_with_a_fake_camera() {
+    let dir = data_dir("browser-liveness");
+    let server = Server::start(config(&dir));
+    let poses = root().join("testdata/liveness/poses");
+    let nik = crate::nik(31);
+    let enrolled = crate::post_form(
+        server.addr,
+        "/v1/enrollments",
+        &[
+            ("nik", nik.as_bytes(), false),
+            ("photo", &crate::photo("liveness/poses/orl_s1_3.pgm"), true),
+            ("mode", b"check", false),
+        ],
+    );
+    assert_eq!(enrolled.status, 201);
+    let video = dir.path().join("still.y4m");
+    still_video(&poses.join("orl_s1_1.pgm"), &video);
+    let camera = [
+        "--use-fake-device-for-media-stream".to_string(),
+        "--use-fake-ui-for-media-stream".to_string(),
+        format!("--use-file-for-fake-video-capture={}", video.display()),
+    ];
+    let driver = Driver::start(&dir.path().join("chromium-profile"), &camera);
+    let open = || {
+        driver.session("POST", "/url", Some(json!({ "url": format!("http://{}/liveness", server.addr) })));
+        driver.type_into("#key", KEY);
+        driver.click("#mode option[value=check]");
+    };
+
+    // Uploads of real head-turn photos, one per step the page shows: live, and the NIK matches.
+    let mut verified = false;
+    for _ in 0..20 {
+        open();
+        driver.type_into("#nik", &nik);
+        driver.click("#start");
+        let steps = driver.wait_for("#steps", |t| t.contains("straight"));
+        assert!(steps.contains("Lihat lurus ke kamera."), "{steps}");
+        let id = driver.find("#steps");
+        let steps = driver.session("GET", &format!("/element/{id}/attribute/data-steps"), None);
+        let steps: Vec<Value> = steps.as_str().unwrap_or_default().split(',').map(|s| json!(s)).collect();
+        let Some(files) = upload_files(&steps) else { continue };
+        let paths: Vec<String> = files.iter().map(|f| poses.join(f).display().to_string()).collect();
+        driver.type_into("#frames", &paths.join("\n"));
+        driver.click("#send");
+        let shown = driver.wait_for("#result", |t| t.contains("LIVE") || t.ends_with(')'));
+        assert_eq!(shown, "LIVE / MATCH");
+        verified = true;
+        break;
+    }
+    assert!(verified, "no challenge in 20 that the photos can answer");
+
+    // The browser's camera filming one still photo: not live, told in Indonesian.
+    open();
+    driver.click("#camera");
+    let shown = driver.wait_for("#result", |t| t.contains("LIVE") || t.ends_with(')'));
+    assert_eq!(shown, "NOT LIVE");
+    let reasons = driver.text("#reasons");
+    assert!(
+        reasons.contains("Gerakan kepala tidak sesuai petunjuk") && reasons.contains("(pose_not_reached)"),
+        "{reasons}"
+    );
+    if let Ok(path) = std::env::var("WAJAH_LIVENESS_SCREENSHOT") {
+        use base64::Engine as _;
+        driver.session("POST", "/window/rect", Some(json!({ "width": 1000, "height": 1100 })));
+        let png = driver.session("GET", "/screenshot", None);
+        let bytes =
+            base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap_or_default()).expect("png");
+        std::fs::write(path, bytes).expect("screenshot written");
+    }
+    drop(driver);
+    drop(server);
+}
+
+/// ORL person 1's photos for the steps (None when a step is asked more often than there are photos).
+fn upload_files(steps: &[Value]) -> Option<Vec<&'static str>> {
+    let mut left = ["orl_s1_5.pgm", "orl_s1_10.pgm"].into_iter();
+    let mut right = ["orl_s1_6.pgm", "orl_s1_4.pgm"].into_iter();
+    let mut up = ["orl_s1_9.pgm"].into_iter();
+    steps
+        .iter()
+        .map(|s| match s.as_str()? {
+            "straight" => Some("orl_s1_1.pgm"),
+            "turn_left" => left.next(),
+            "turn_right" => right.next(),
+            "look_up" => up.next(),
+            _ => None,
+        })
+        .collect()
 }
