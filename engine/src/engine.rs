@@ -192,6 +192,17 @@ impl Engine {
     /// # Errors
     /// As [`Engine::analyze`].
     pub fn analyze_with(&self, bytes: &[u8], policy: FacePolicy) -> Result<FaceAnalysis> {
+        self.analyze_checked(bytes, policy, true)
+    }
+
+    /// [`Engine::analyze_with`]; without `occlusion` the occlusion checks are skipped (a liveness
+    /// frame other than the straight one needs only its pose and template).
+    pub(crate) fn analyze_checked(
+        &self,
+        bytes: &[u8],
+        policy: FacePolicy,
+        occlusion: bool,
+    ) -> Result<FaceAnalysis> {
         let photo_sha256 = hex::encode(Sha256::digest(bytes));
         let located = self.finder.locate(bytes, &self.config.limits, policy)?;
         let mut analysis = self.finish(
@@ -200,6 +211,7 @@ impl Engine {
             located.photo_size,
             located.face,
             located.faces_found,
+            occlusion,
         )?;
         analysis.timings.detect_ms = located.detect_ms;
         analysis.timings.decode_ms = located.decode_ms;
@@ -218,7 +230,7 @@ impl Engine {
         let centre = Point { x: image.width() as f32 / 2.0, y: image.height() as f32 / 2.0 };
         let face = self.finder.select(&faces, policy, centre)?;
         let detect_ms = ms(t);
-        let mut analysis = self.finish(image, 1.0, image.dimensions(), face, faces.len())?;
+        let mut analysis = self.finish(image, 1.0, image.dimensions(), face, faces.len(), true)?;
         analysis.timings.detect_ms = detect_ms;
         Ok(analysis)
     }
@@ -231,6 +243,7 @@ impl Engine {
         full: (u32, u32),
         face: Face,
         faces_found: usize,
+        occlusion: bool,
     ) -> Result<FaceAnalysis> {
         let mut timings = Timings::default();
         let t = Instant::now();
@@ -243,7 +256,7 @@ impl Engine {
         timings.embed_ms = ms(t);
 
         let t = Instant::now();
-        let occlusion = self.occlusions(&aligned, &template);
+        let occlusion = if occlusion { self.occlusions(&aligned, &template) } else { None };
         let quality = assess(&face, &aligned, full, occlusion, &self.config.quality);
         timings.quality_ms = ms(t);
         if self.config.reject_low_quality && !quality.is_good() {

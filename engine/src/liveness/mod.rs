@@ -310,8 +310,13 @@ impl Engine {
                 frames.len()
             )));
         }
-        let analyses: Vec<FaceAnalysis> =
-            frames.par_iter().map(|bytes| self.analyze(bytes)).collect::<Result<_>>()?;
+        // Only the straight frame is held to the capture checks; the others need pose and template.
+        let policy = self.config().face_policy;
+        let analyses: Vec<FaceAnalysis> = frames
+            .par_iter()
+            .enumerate()
+            .map(|(k, bytes)| self.analyze_checked(bytes, policy, k == 0))
+            .collect::<Result<_>>()?;
         let t = self.config().liveness;
         let fingerprints: Vec<(String, Vec<f32>)> =
             analyses.iter().map(|a| (a.photo_sha256.clone(), appearance(a.aligned.image()))).collect();
