@@ -37,6 +37,10 @@ pub enum ApiError {
     Timeout,
     /// The client did not send its body in time.
     BodyTimeout,
+    /// The request target is over `MAX_URI_BYTES`.
+    UriTooLong,
+    /// Too many header fields, or too many header bytes.
+    HeadersTooLarge,
     /// A liveness challenge that cannot be used.
     Challenge(ChallengeError),
     /// An internal failure outside the engine (a task panicked).
@@ -73,6 +77,8 @@ const SERVICE_CODES: &[&str] = &[
     "rate_limited",
     "timeout",
     "body_timeout",
+    "uri_too_long",
+    "headers_too_large",
     "challenge_not_found",
     "challenge_expired",
     "challenge_used",
@@ -137,6 +143,20 @@ impl ApiError {
                 "body_timeout",
                 "the request body did not arrive in time".into(),
             ),
+            ApiError::UriTooLong => (
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                format!("the request target is over {} bytes", crate::limits::MAX_URI_BYTES),
+            ),
+            ApiError::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                format!(
+                    "over {} header fields or {} header bytes",
+                    crate::limits::MAX_HEADERS,
+                    crate::limits::MAX_HEADER_BYTES
+                ),
+            ),
             ApiError::Challenge(e) => match e {
                 ChallengeError::NotFound => (
                     StatusCode::NOT_FOUND,
@@ -172,6 +192,8 @@ impl ApiError {
             | ApiError::NotFound
             | ApiError::MethodNotAllowed
             | ApiError::BodyTimeout
+            | ApiError::UriTooLong
+            | ApiError::HeadersTooLarge
             | ApiError::Challenge(_)
             | ApiError::Internal(_) => None,
         }

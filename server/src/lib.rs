@@ -9,6 +9,7 @@ mod challenges;
 mod clients;
 pub mod config;
 pub mod error;
+mod limits;
 pub mod liveness;
 pub mod messages;
 pub mod metrics;
@@ -73,6 +74,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn(limits::enforce))
         .layer(RequestBodyLimitLayer::new(state.max_body))
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::map_response(json_errors))

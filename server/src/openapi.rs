@@ -28,7 +28,7 @@ struct Kind {
 type GivenBy = fn(Kind) -> bool;
 
 /// Error answers (status, description), each with the operations that can give it.
-const ERRORS: [(&str, &str, GivenBy); 8] = [
+const ERRORS: [(&str, &str, GivenBy); 10] = [
     (
         "400",
         "Malformed request: a missing, unknown or repeated field, bad JSON or base64, invalid NIK",
@@ -37,7 +37,9 @@ const ERRORS: [(&str, &str, GivenBy); 8] = [
     ("401", "No valid API key", |k| k.protected),
     ("408", "The body did not arrive within the body deadline (`body_timeout`)", |k| k.reads_body),
     ("413", "Body (or, where one is read, photo) over the limit", |_| true),
+    ("414", "The request target is over 8 KiB (`uri_too_long`)", |_| true),
     ("415", "Not multipart/form-data or application/json", |k| k.reads_body),
+    ("431", "Over 100 header fields or 32 KiB of headers (`headers_too_large`)", |_| true),
     (
         "429",
         "This API key is over its request rate (`rate_limited`); retry after `Retry-After` seconds",

@@ -50,7 +50,10 @@ pub async fn serve(
     let service = TowerToHyperService::new(crate::app(state.clone()));
     let slots = Arc::new(Semaphore::new(connection_cap(state.max_connections)));
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(state.header_timeout);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(state.header_timeout)
+        .max_headers(crate::limits::HYPER_MAX_HEADERS)
+        .max_buf_size(crate::limits::HYPER_MAX_BUF);
     let graceful = GracefulShutdown::new();
     let pruning = tokio::spawn(prune_audit(state.clone()));
     tokio::pin!(shutdown);

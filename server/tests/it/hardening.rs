@@ -135,6 +135,17 @@ fn parsing_headers_and_error_bodies() {
     assert_eq!((reply.status, reply.code().as_str()), (404, "not_found"));
     let reply = http(addr, "GET", "/v1/verifications", &[("Authorization", format!("Bearer {KEY}"))], b"");
     assert_eq!((reply.status, reply.code().as_str()), (405, "method_not_allowed"));
+    // 414 and 431 too: a 9 KiB target, 150 header fields, 40 KiB of headers.
+    let long = format!("/v1/verifications?{}", "a".repeat(9 * 1024));
+    let reply = http(addr, "GET", &long, &[("Authorization", format!("Bearer {KEY}"))], b"");
+    assert_eq!((reply.status, reply.code().as_str()), (414, "uri_too_long"), "{:?}", reply.json());
+    let many: Vec<(String, String)> = (0..150).map(|i| (format!("x-extra-{i}"), "1".to_string())).collect();
+    let many: Vec<(&str, String)> = many.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let reply = http(addr, "GET", "/healthz", &many, b"");
+    assert_eq!((reply.status, reply.code().as_str()), (431, "headers_too_large"));
+    let reply = http(addr, "GET", "/healthz", &[("x-big", "b".repeat(40 * 1024))], b"");
+    assert_eq!((reply.status, reply.code().as_str()), (431, "headers_too_large"));
+    assert_eq!(http(addr, "GET", "/healthz", &[("x-ok", "c".repeat(1024))], b"").status, 200);
     // A client's request id is not echoed (it may carry a NIK): ours is.
     let reply = http(addr, "GET", "/healthz", &[("X-Request-Id", n.clone())], b"");
     let id = reply.headers.get("x-request-id").cloned().unwrap_or_default();
