@@ -13,6 +13,7 @@ run: setup
 test: setup
 	bash scripts/setup-browser.sh
 	bash scripts/setup-api-tools.sh
+	bash scripts/setup-postgres.sh
 	cargo test --workspace --locked
 
 bench: setup

@@ -65,6 +65,9 @@ pub enum Error {
     /// The template store failed.
     #[error("template store: {0}")]
     Store(String),
+    /// The template store (a database server) cannot be reached now; retrying later may work.
+    #[error("template store unavailable: {0}")]
+    StoreUnavailable(String),
     /// Encryption or decryption of a stored template failed.
     #[error("template encryption: {0}")]
     Crypto(String),
@@ -89,6 +92,8 @@ pub enum ErrorKind {
     NotFound,
     /// The input conflicts with what is stored (a template of another model).
     Conflict,
+    /// A service the engine needs (the store's database) is down for now; retry later.
+    Unavailable,
     /// The engine or its store failed; not the caller's fault.
     Internal,
 }
@@ -118,6 +123,7 @@ impl Error {
         "model_mismatch",
         "dimension_mismatch",
         "invalid_argument",
+        "store_unavailable",
     ];
 
     /// What kind of failure this is.
@@ -136,6 +142,7 @@ impl Error {
             Error::ImageTooLarge { .. } => ErrorKind::TooLarge,
             Error::NotEnrolled => ErrorKind::NotFound,
             Error::ModelMismatch { .. } => ErrorKind::Conflict,
+            Error::StoreUnavailable(_) => ErrorKind::Unavailable,
             Error::Config(_)
             | Error::Model { .. }
             | Error::Inference(_)
@@ -171,6 +178,7 @@ impl Error {
             Error::Model { .. } => "model",
             Error::Inference(_) => "inference",
             Error::Store(_) => "store",
+            Error::StoreUnavailable(_) => "store_unavailable",
             Error::Crypto(_) => "crypto",
             Error::Index(_) => "index",
             Error::Io(_) => "io",
@@ -198,6 +206,7 @@ mod tests {
             Error::ModelMismatch { expected: String::new(), found: String::new() },
             Error::DimensionMismatch { expected: 1, found: 2 },
             Error::InvalidArgument(String::new()),
+            Error::StoreUnavailable(String::new()),
         ];
         let codes: Vec<&str> =
             user.iter().inspect(|e| assert!(e.is_user_error(), "{e}")).map(Error::code).collect();

@@ -61,6 +61,7 @@ fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -103,7 +104,8 @@ impl ApiError {
                 | ErrorKind::Unprocessable
                 | ErrorKind::TooLarge
                 | ErrorKind::NotFound
-                | ErrorKind::Conflict) => (status_of(kind), e.code(), e.to_string()),
+                | ErrorKind::Conflict
+                | ErrorKind::Unavailable) => (status_of(kind), e.code(), e.to_string()),
             },
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m.clone()),
             ApiError::UnsupportedMediaType => (
@@ -184,6 +186,7 @@ impl ApiError {
         match self {
             ApiError::Overloaded | ApiError::Timeout => Some(1),
             ApiError::RateLimited(wait) => Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            ApiError::Engine(e) if e.kind() == ErrorKind::Unavailable => Some(1),
             ApiError::Engine(_)
             | ApiError::BadRequest(_)
             | ApiError::UnsupportedMediaType

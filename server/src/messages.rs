@@ -249,6 +249,10 @@ pub fn error(code: &str, lang: Lang) -> &'static str {
             "Data wajah untuk NIK ini perlu didaftarkan ulang.",
             "The face enrolled for this NIK must be enrolled again.",
         ),
+        "store_unavailable" => (
+            "Layanan data sedang tidak tersedia. Silakan coba lagi sebentar lagi.",
+            "The data service is unavailable. Please try again shortly.",
+        ),
         "uri_too_long" => ("Alamat permintaan terlalu panjang.", "The request address is too long."),
         "headers_too_large" => ("Header permintaan terlalu besar.", "The request headers are too large."),
         "challenge_not_found" => (

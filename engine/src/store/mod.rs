@@ -16,7 +16,7 @@ use crate::embedding::Template;
 use crate::error::Result;
 
 pub use audit::{AuditEvent, AuditLog, AuditRecord};
-pub use seal::TemplateKey;
+pub use seal::{Keyring, SealedRow, TemplateKey};
 pub use sqlite::SqliteStore;
 
 /// One enrolled subject.
@@ -101,4 +101,45 @@ pub trait TemplateStore: Send + Sync {
     /// # Errors
     /// [`Error::Store`] or [`Error::Crypto`].
     fn all(&self, model: &str) -> Result<Vec<Enrollment>>;
+
+    /// The position of the latest change, for a store that several processes share; `None` for
+    /// one only this process writes (it has no change feed).
+    ///
+    /// # Errors
+    /// [`Error::Store`], [`Error::StoreUnavailable`].
+    fn change_position(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
+
+    /// The changes after `position` to enrolments made by `model`, in order, and the new position.
+    ///
+    /// # Errors
+    /// [`Error::Store`], [`Error::StoreUnavailable`], [`Error::Crypto`].
+    fn changes_since(&self, position: i64, model: &str) -> Result<(i64, Vec<Change>)> {
+        let _ = model;
+        Ok((position, Vec::new()))
+    }
+
+    /// Waits until another process may have changed the store, or `timeout` passes.
+    ///
+    /// # Errors
+    /// [`Error::StoreUnavailable`].
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<()> {
+        std::thread::sleep(timeout);
+        Ok(())
+    }
+
+    /// Whether the store answers now.
+    fn is_available(&self) -> bool {
+        true
+    }
+}
+
+/// One change in a shared store's feed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// A subject was enrolled or re-enrolled.
+    Enrolled(Enrollment),
+    /// A subject was erased.
+    Erased(String),
 }

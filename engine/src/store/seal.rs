@@ -106,13 +106,21 @@ impl TemplateKey {
 }
 
 /// An enrolment as stored: everything but the lookup hash, model and key id is ciphertext.
-pub(crate) struct SealedRow {
+#[derive(Clone, Debug)]
+pub struct SealedRow {
+    /// HMAC-SHA256 of the subject under the sealing key.
     pub lookup: Vec<u8>,
+    /// Recogniser id (bound to the ciphertext).
     pub model: String,
+    /// Id of the sealing key.
     pub key_id: String,
+    /// AES-GCM nonce.
     pub nonce: Vec<u8>,
+    /// Subject, photo hash, quality and template, encrypted.
     pub sealed: Vec<u8>,
+    /// First enrolment, unix milliseconds.
     pub created_ms: i64,
+    /// Last change, unix milliseconds.
     pub updated_ms: i64,
 }
 
@@ -145,10 +153,15 @@ fn text(bytes: &[u8]) -> Result<String> {
     String::from_utf8(bytes.to_vec()).map_err(|_| Error::Crypto("sealed row is malformed".into()))
 }
 
-/// The keys a store uses: the first seals new rows, all of them open and find old ones.
-pub(crate) struct Keyring(Vec<TemplateKey>);
+/// The keys a store uses: the first seals new rows, all of them open and find old ones. Every
+/// store backend seals through this, so rows are sealed the same way everywhere.
+pub struct Keyring(Vec<TemplateKey>);
 
 impl Keyring {
+    /// The keys, current first.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for none.
     pub fn new(keys: Vec<TemplateKey>) -> Result<Self> {
         if keys.is_empty() {
             return Err(Error::Config("the template store needs an encryption key".into()));
@@ -167,6 +180,9 @@ impl Keyring {
     }
 
     /// Seals `e` with the current key.
+    ///
+    /// # Errors
+    /// [`Error::Crypto`] when encryption fails.
     pub fn seal(&self, e: &Enrollment, created_ms: i64, updated_ms: i64) -> Result<SealedRow> {
         let key = self.0.first().ok_or_else(|| Error::Config("no template key".into()))?;
         let lookup = key.lookup(&e.subject);
@@ -189,7 +205,12 @@ impl Keyring {
 
     /// Seals arbitrary `plaintext` as the current key would seal a row's payload (fuzzing only:
     /// [`crate::fuzzing`]). Returns the nonce and the ciphertext.
-    pub fn seal_plaintext(&self, lookup: &[u8], model: &str, plaintext: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+    pub(crate) fn seal_plaintext(
+        &self,
+        lookup: &[u8],
+        model: &str,
+        plaintext: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
         let key = self.0.first().ok_or_else(|| Error::Config("no template key".into()))?;
         let nonce = Aes256Gcm::generate_nonce(OsRng);
         let sealed = key
@@ -200,6 +221,9 @@ impl Keyring {
     }
 
     /// Opens a row sealed by any of the keys.
+    ///
+    /// # Errors
+    /// [`Error::Crypto`] for an unknown key, a tampered or moved row.
     pub fn open(&self, row: &SealedRow) -> Result<Enrollment> {
         let key = self.0.iter().find(|k| k.id == row.key_id).ok_or_else(|| {
             Error::Crypto(format!("row sealed with key {} which is not configured", row.key_id))
@@ -228,7 +252,7 @@ impl Keyring {
     }
 
     /// Opens a row of the first schema (subject in clear, only the template sealed), for migration.
-    pub fn open_v1(
+    pub(crate) fn open_v1(
         &self,
         key_id: &str,
         subject: &str,
