@@ -4,9 +4,10 @@
 //! It owns a [`TemplateStore`] (the system of record) and a [`FaceIndex`] (1:N search) and keeps
 //! them in step: opening fills the index from the store; a change takes the index's write lock,
 //! writes the store, then the index, and undoes the store write if the index step fails, so the
-//! two never disagree.
+//! two never disagree. On a store that several servers share, [`Gallery::catch_up`] applies the
+//! other servers' changes from the store's change feed.
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::Value;
 
@@ -16,7 +17,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::index::{FaceIndex, IndexConfig};
 use crate::quality::CaptureMode;
-use crate::store::{Enrollment, TemplateStore, Upsert};
+use crate::store::{Change, Enrollment, TemplateStore, Upsert};
 
 /// A subject enrolled (or enrolled again).
 #[derive(Clone, Debug)]
@@ -67,6 +68,8 @@ pub struct Gallery {
     store: Box<dyn TemplateStore>,
     index: RwLock<FaceIndex>,
     other_models: usize,
+    /// The change-feed position the index reflects (`None`: the store has no feed).
+    position: Mutex<Option<i64>>,
 }
 
 fn poisoned<T>(_: T) -> Error {
@@ -80,10 +83,70 @@ impl Gallery {
     /// [`Error::Config`] for a bad index configuration; store and decryption errors.
     pub fn open(engine: Arc<Engine>, store: Box<dyn TemplateStore>, index: IndexConfig) -> Result<Self> {
         let mut face_index = FaceIndex::new(engine.dim(), index)?;
+        // The position first: changes made while loading are applied again by `catch_up`, which
+        // is harmless; none is missed.
+        let position = store.change_position()?;
         let enrolled = store.all(engine.model_id())?;
         let other_models = store.count()?.saturating_sub(enrolled.len());
         face_index.insert_many(enrolled.into_iter().map(|e| (e.subject, e.template.embedding)))?;
-        Ok(Self { engine, store, index: RwLock::new(face_index), other_models })
+        Ok(Self {
+            engine,
+            store,
+            index: RwLock::new(face_index),
+            other_models,
+            position: Mutex::new(position),
+        })
+    }
+
+    /// Applies the changes other servers made to a shared store since the last call (nothing for
+    /// a store of this process alone). Returns how many were applied.
+    ///
+    /// # Errors
+    /// Store errors ([`Error::StoreUnavailable`] when the database is down); the position is kept,
+    /// so the next call catches up from there.
+    pub fn catch_up(&self) -> Result<usize> {
+        let mut position = self.position.lock().map_err(poisoned)?;
+        let Some(from) = *position else { return Ok(0) };
+        let mut applied = 0;
+        let mut at = from;
+        loop {
+            let (next, changes) = self.store.changes_since(at, self.engine.model_id())?;
+            if next == at {
+                break;
+            }
+            let mut index = self.write_index()?;
+            for change in changes {
+                match change {
+                    Change::Enrolled(e) => index.insert(&e.subject, &e.template.embedding)?,
+                    Change::Erased(subject) => {
+                        index.remove(&subject);
+                    }
+                }
+                applied += 1;
+            }
+            at = next;
+            *position = Some(at);
+        }
+        Ok(applied)
+    }
+
+    /// Waits until a shared store may have changed, or `timeout` passes (sleeps for a store
+    /// of this process alone).
+    ///
+    /// # Errors
+    /// [`Error::StoreUnavailable`].
+    pub fn wait_for_change(&self, timeout: std::time::Duration) -> Result<()> {
+        self.store.wait_for_change(timeout)
+    }
+
+    /// True when the store is shared and [`Gallery::catch_up`] has changes to follow.
+    pub fn follows_changes(&self) -> bool {
+        self.position.lock().is_ok_and(|p| p.is_some())
+    }
+
+    /// Whether the store answers now.
+    pub fn store_available(&self) -> bool {
+        self.store.is_available()
     }
 
     /// The engine that makes and compares the templates.

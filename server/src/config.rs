@@ -37,6 +37,10 @@ pub struct Config {
     /// Directory for the template database (`templates.db`) and generated secrets [default: .cache/data].
     #[arg(long, env = "WAJAH_DATA_DIR", required = false)]
     pub data_dir: PathBuf,
+    /// Template store: a PostgreSQL URL (`postgres://user@host/db`, or `host=... dbname=...`) for
+    /// several servers on one database; unset, the embedded SQLite file `<data_dir>/templates.db`.
+    #[arg(long, env = "WAJAH_STORE")]
+    pub store: Option<String>,
     /// AES-256 template key file (64 hex digits). Default `<data_dir>/template.key`, created on first start.
     #[arg(long, env = "WAJAH_TEMPLATE_KEY_FILE")]
     pub template_key_file: Option<PathBuf>,
@@ -95,6 +99,7 @@ impl Default for Config {
             config: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from(".cache/data"),
+            store: None,
             template_key_file: None,
             old_template_key_files: Vec::new(),
             api_key_sha256: Vec::new(),

@@ -304,14 +304,17 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: models loaded and store open.
+/// Readiness: models loaded, store open and answering.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = ReadyAnswer),
-        (status = 503, description = "Starting or shutting down", body = ReadyAnswer),
+        (status = 503, description = "Starting, shutting down, or the store's database is unreachable", body = ReadyAnswer),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    if state.is_ready() {
+    let store = state.clone();
+    let available =
+        tokio::task::spawn_blocking(move || store.gallery.store_available()).await.unwrap_or(false);
+    if state.is_ready() && available {
         let model = Some(state.gallery.engine().model_id().to_string());
         Json(ReadyAnswer { ready: true, model }).into_response()
     } else {

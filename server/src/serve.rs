@@ -56,6 +56,11 @@ pub async fn serve(
         .max_buf_size(crate::limits::HYPER_MAX_BUF);
     let graceful = GracefulShutdown::new();
     let pruning = tokio::spawn(prune_audit(state.clone()));
+    let following = Arc::new(std::sync::atomic::AtomicBool::new(state.gallery.follows_changes()));
+    if state.gallery.follows_changes() {
+        let (state, on) = (state.clone(), following.clone());
+        std::thread::spawn(move || follow(&state, &on));
+    }
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -81,6 +86,7 @@ pub async fn serve(
         });
     }
     pruning.abort();
+    following.store(false, std::sync::atomic::Ordering::Relaxed);
     state.set_not_ready();
     tracing::info!("shutting down: finishing requests in flight");
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
@@ -121,4 +127,33 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Brings the search index up to date with the other servers' changes to a shared store: woken by
+/// the database's notifications, and at least every half second from the feed position, so a
+/// missed notification or a reconnect costs at most that.
+fn follow(state: &AppState, on: &std::sync::atomic::AtomicBool) {
+    let mut down = false;
+    while on.load(std::sync::atomic::Ordering::Relaxed) {
+        let waited = state.gallery.wait_for_change(Duration::from_millis(500));
+        let result = waited.and_then(|()| state.gallery.catch_up());
+        match result {
+            Ok(applied) => {
+                if down {
+                    tracing::info!("template store reachable again");
+                }
+                down = false;
+                if applied > 0 {
+                    tracing::debug!(applied, "changes from other servers applied");
+                }
+            }
+            Err(e) => {
+                if !down {
+                    tracing::warn!(error = %e, "following the template store's changes");
+                }
+                down = true;
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
 }

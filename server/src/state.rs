@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wajah::{AuditEvent, AuditLog, Engine, Gallery, SeenFrames, SqliteStore, TemplateKey};
+use wajah::{AuditEvent, AuditLog, Engine, Gallery, SeenFrames, SqliteStore, TemplateKey, TemplateStore};
+use wajah_store_pg::PostgresStore;
 
 use crate::challenges::Challenges;
 
@@ -148,10 +149,24 @@ impl AppState {
             keys.push(TemplateKey::load(old)?);
         }
         let db = config.data_dir.join("templates.db");
-        let store = SqliteStore::open(&db, keys)?;
-
         let model = engine.model_id().to_string();
-        let gallery = Gallery::open(engine, Box::new(store), config.index)?;
+        // The PostgreSQL client blocks: open the store and load the index on a thread of their own
+        // (this may run inside the async runtime).
+        let gallery = std::thread::scope(|scope| {
+            scope
+                .spawn(|| -> anyhow::Result<Gallery> {
+                    let store: Box<dyn TemplateStore> = match &config.store {
+                        Some(url) => Box::new(
+                            PostgresStore::open(url, keys, config.workers + 2)
+                                .map_err(|e| anyhow::anyhow!("opening the PostgreSQL template store: {e}"))?,
+                        ),
+                        None => Box::new(SqliteStore::open(&db, keys)?),
+                    };
+                    Ok(Gallery::open(engine, store, config.index)?)
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("opening the template store panicked"))?
+        })?;
         if gallery.other_models() > 0 {
             tracing::warn!(
                 count = gallery.other_models(),

@@ -117,6 +117,16 @@ impl PostgresStore {
     }
 }
 
+impl Drop for PostgresStore {
+    /// The blocking client closes its connections through a runtime of its own, which cannot
+    /// start on an async runtime's thread: they are closed on a thread of their own.
+    fn drop(&mut self) {
+        let listener = self.listener.get_mut().map(Option::take).unwrap_or_default();
+        let idle = self.pool.take_idle();
+        let _ = std::thread::spawn(move || drop((listener, idle))).join();
+    }
+}
+
 impl TemplateStore for PostgresStore {
     fn upsert_many(&self, enrollments: &[Enrollment]) -> Result<Vec<Upsert>> {
         let mut client = self.pool.get()?;

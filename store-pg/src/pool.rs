@@ -106,6 +106,13 @@ impl Pool {
         }
     }
 
+    /// The idle connections, taken out of the pool (to close them elsewhere).
+    pub fn take_idle(&self) -> Vec<Client> {
+        let mut state = self.lock();
+        state.open -= state.idle.len();
+        std::mem::take(&mut state.idle)
+    }
+
     /// A connection of its own (for listening), outside the pool.
     ///
     /// # Errors

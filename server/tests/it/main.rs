@@ -6,6 +6,7 @@ mod browser;
 mod clients;
 mod hardening;
 mod liveness;
+mod postgres;
 mod router;
 mod schema;
 
