@@ -32,6 +32,36 @@ pub enum FacePolicy {
     Largest,
 }
 
+/// What enrolment does with a face that matches other enrolled subjects (the duplicate check a
+/// national registry's ABIS makes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicatePolicy {
+    /// Store the enrolment and report the matching subjects for review.
+    #[default]
+    Flag,
+    /// Refuse it ([`Error::PossibleDuplicate`]) and store nothing.
+    Refuse,
+}
+
+/// The duplicate check at enrolment.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DuplicateCheck {
+    /// Flag or refuse.
+    pub policy: DuplicatePolicy,
+    /// Other subjects scoring at least this are reported; `None` uses the match threshold.
+    pub min_score: Option<f32>,
+    /// At most this many are reported.
+    pub candidates: usize,
+}
+
+impl Default for DuplicateCheck {
+    fn default() -> Self {
+        Self { policy: DuplicatePolicy::Flag, min_score: None, candidates: 5 }
+    }
+}
+
 /// Engine settings. `Default` reads models from `.cache/` under the current directory, where
 /// `make setup` puts them. With the `clap` feature the fields are also flags and `WAJAH_*`
 /// environment variables, shared by `wajah` and `wajah-server`.
@@ -82,6 +112,9 @@ pub struct EngineConfig {
     /// Liveness check limits.
     #[cfg_attr(feature = "clap", arg(skip))]
     pub liveness: LivenessThresholds,
+    /// The duplicate check at enrolment.
+    #[cfg_attr(feature = "clap", arg(skip))]
+    pub duplicates: DuplicateCheck,
     /// Refuse captures with quality issues (otherwise they are reported only).
     #[cfg_attr(feature = "clap", arg(skip))]
     pub reject_low_quality: bool,
@@ -113,6 +146,7 @@ impl EngineConfig {
             detect: DetectPolicy::default(),
             quality: QualityThresholds::default(),
             liveness: LivenessThresholds::default(),
+            duplicates: DuplicateCheck::default(),
             reject_low_quality: false,
             limits: DecodeLimits::default(),
         }
@@ -139,6 +173,17 @@ impl EngineConfig {
         }
         self.quality.validate()?;
         self.liveness.validate()?;
+        if self.duplicates.candidates == 0 || self.duplicates.candidates > 100 {
+            return Err(Error::Config(format!(
+                "duplicates.candidates {} is outside 1..=100",
+                self.duplicates.candidates
+            )));
+        }
+        if let Some(t) = self.duplicates.min_score
+            && !(-1.0..=1.0).contains(&t)
+        {
+            return Err(Error::Config(format!("duplicates.min_score {t} is outside [-1, 1]")));
+        }
         self.detect.validate()
     }
 }

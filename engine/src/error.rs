@@ -35,6 +35,10 @@ pub enum Error {
     /// The capture was refused under [`crate::CaptureMode::Registration`] for these problems.
     #[error("the capture was refused: {}", problems.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "))]
     CaptureRejected { problems: Vec<crate::QualityIssue> },
+    /// Enrolment found other subjects whose templates match the new face (duplicate check, with
+    /// the refusing policy); they are given best first.
+    #[error("the face matches {} other enrolment(s); refused for review", candidates.len())]
+    PossibleDuplicate { candidates: Vec<crate::Candidate> },
     /// The capture fails quality checks.
     #[error("the photo fails capture checks: {}", list(reasons))]
     LowQuality { reasons: Vec<String> },
@@ -121,6 +125,7 @@ impl Error {
         "invalid_nik",
         "not_enrolled",
         "model_mismatch",
+        "possible_duplicate",
         "dimension_mismatch",
         "invalid_argument",
         "store_unavailable",
@@ -141,7 +146,7 @@ impl Error {
             | Error::CaptureRejected { .. } => ErrorKind::Unprocessable,
             Error::ImageTooLarge { .. } => ErrorKind::TooLarge,
             Error::NotEnrolled => ErrorKind::NotFound,
-            Error::ModelMismatch { .. } => ErrorKind::Conflict,
+            Error::ModelMismatch { .. } | Error::PossibleDuplicate { .. } => ErrorKind::Conflict,
             Error::StoreUnavailable(_) => ErrorKind::Unavailable,
             Error::Config(_)
             | Error::Model { .. }
@@ -172,6 +177,7 @@ impl Error {
             Error::InvalidNik { .. } => "invalid_nik",
             Error::NotEnrolled => "not_enrolled",
             Error::ModelMismatch { .. } => "model_mismatch",
+            Error::PossibleDuplicate { .. } => "possible_duplicate",
             Error::DimensionMismatch { .. } => "dimension_mismatch",
             Error::InvalidArgument(_) => "invalid_argument",
             Error::Config(_) => "config",
@@ -204,6 +210,7 @@ mod tests {
             Error::InvalidNik { reason: String::new() },
             Error::NotEnrolled,
             Error::ModelMismatch { expected: String::new(), found: String::new() },
+            Error::PossibleDuplicate { candidates: Vec::new() },
             Error::DimensionMismatch { expected: 1, found: 2 },
             Error::InvalidArgument(String::new()),
             Error::StoreUnavailable(String::new()),

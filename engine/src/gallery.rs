@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use serde_json::Value;
 
 use crate::analysis::{Decision, FaceAnalysis, Verdict};
+use crate::config::DuplicatePolicy;
 use crate::embedding::Template;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -26,6 +27,8 @@ pub struct Enrolled {
     pub outcome: Upsert,
     /// The enrolment photo's analysis.
     pub analysis: FaceAnalysis,
+    /// Other subjects whose templates match this face (flagged for review), best first.
+    pub possible_duplicates: Vec<Candidate>,
 }
 
 /// A 1:1 verification against an enrolled subject.
@@ -193,6 +196,12 @@ impl Gallery {
         if !problems.is_empty() {
             return Err(Error::CaptureRejected { problems });
         }
+        let possible_duplicates = self.duplicates_of(subject, &analysis.template)?;
+        if !possible_duplicates.is_empty()
+            && self.engine.config().duplicates.policy == DuplicatePolicy::Refuse
+        {
+            return Err(Error::PossibleDuplicate { candidates: possible_duplicates });
+        }
         let quality = serde_json::to_value(&analysis.quality).unwrap_or(Value::Null);
         let enrollment = Enrollment {
             subject: subject.to_string(),
@@ -203,7 +212,23 @@ impl Gallery {
             updated_ms: 0,
         };
         let outcome = self.enroll_template(&enrollment)?;
-        Ok(Enrolled { outcome, analysis })
+        Ok(Enrolled { outcome, analysis, possible_duplicates })
+    }
+
+    /// Other subjects than `subject` whose templates score at least the duplicate bound against
+    /// `template` (the engine's [`crate::DuplicateCheck`]), best first.
+    ///
+    /// # Errors
+    /// As [`Gallery::search`].
+    pub fn duplicates_of(&self, subject: &str, template: &Template) -> Result<Vec<Candidate>> {
+        let check = self.engine.config().duplicates;
+        let bound = check.min_score.unwrap_or(self.engine.threshold());
+        Ok(self
+            .search(template, check.candidates + 1)?
+            .into_iter()
+            .filter(|c| c.subject != subject && c.decision.score.0 >= bound)
+            .take(check.candidates)
+            .collect())
     }
 
     /// Stores `enrollment` and indexes it; if indexing fails the store is put back as it was and

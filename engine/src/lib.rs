@@ -45,7 +45,7 @@ mod warp;
 pub use align::AlignedFace;
 pub use analysis::{Decision, Detection, FaceAnalysis, Timings, Verdict};
 pub use calibration::Calibration;
-pub use config::{EngineConfig, FacePolicy};
+pub use config::{DuplicateCheck, DuplicatePolicy, EngineConfig, FacePolicy};
 pub use decode::{DecodeLimits, Photo, decode};
 pub use detect::{BBox, DetectPolicy, Face, Point, landmark};
 pub use embedding::{Embedding, Score, Template};

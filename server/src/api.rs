@@ -316,6 +316,26 @@ impl From<Decision> for DecisionAnswer {
     }
 }
 
+/// Another enrolment whose template matches: its NIK masked, and the score.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct DuplicateAnswer {
+    /// The NIK with its middle eight digits hidden (`3201********0001`).
+    pub nik: String,
+    pub score: f32,
+}
+
+impl DuplicateAnswer {
+    pub fn all(candidates: &[wajah::Candidate]) -> Vec<Self> {
+        candidates
+            .iter()
+            .map(|c| DuplicateAnswer {
+                nik: wajah::Nik::parse(&c.subject).map_or_else(|_| "*".repeat(16), |n| n.masked()),
+                score: c.decision.score.0,
+            })
+            .collect()
+    }
+}
+
 /// Answer of `POST /v1/enrollments`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EnrollmentAnswer {
@@ -323,6 +343,9 @@ pub struct EnrollmentAnswer {
     pub status: Upsert,
     /// True when an earlier enrolment was replaced.
     pub replaced: bool,
+    /// Other enrolments whose templates match this face (duplicate check, `flag` policy): stored,
+    /// and to be reviewed. Empty when none.
+    pub possible_duplicates: Vec<DuplicateAnswer>,
     /// Recogniser that made the template.
     pub model: String,
     #[serde(flatten)]

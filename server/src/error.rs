@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use wajah::{ErrorKind, QualityIssue};
 
+use crate::api::DuplicateAnswer;
 use crate::challenges::ChallengeError;
 use crate::messages::{self, Lang, ProblemMessage};
 
@@ -224,6 +225,9 @@ pub struct ErrorDetail {
     /// With `capture_rejected`: each problem and what to do about it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<ProblemMessage>,
+    /// With `possible_duplicate`: the matching enrolments, NIKs masked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<DuplicateAnswer>,
 }
 
 fn code_schema() -> utoipa::openapi::Object {
@@ -240,6 +244,7 @@ pub struct ErrorText {
     code: &'static str,
     detail: String,
     problems: Vec<QualityIssue>,
+    candidates: Vec<DuplicateAnswer>,
 }
 
 impl ErrorText {
@@ -250,6 +255,7 @@ impl ErrorText {
                 message: messages::error(self.code, lang),
                 detail: self.detail.clone(),
                 problems: ProblemMessage::all(&self.problems, lang),
+                candidates: self.candidates.clone(),
             },
         }
     }
@@ -263,12 +269,14 @@ impl IntoResponse for ApiError {
             // Details stay in the log (request id in the span); never photos or templates.
             tracing::error!(code, detail = ?self, "request failed");
         }
-        let problems = if let ApiError::Engine(wajah::Error::CaptureRejected { problems }) = self {
-            problems
-        } else {
-            Vec::new()
-        };
-        let text = ErrorText { code, detail, problems };
+        let (mut problems, mut candidates) = (Vec::new(), Vec::new());
+        if let ApiError::Engine(wajah::Error::CaptureRejected { problems: p }) = &self {
+            problems.clone_from(p);
+        }
+        if let ApiError::Engine(wajah::Error::PossibleDuplicate { candidates: c }) = &self {
+            candidates = DuplicateAnswer::all(c);
+        }
+        let text = ErrorText { code, detail, problems, candidates };
         let mut response = (status, Json(text.body(Lang::default()))).into_response();
         response.extensions_mut().insert(text);
         if let Some(seconds) = retry_after {

@@ -249,6 +249,10 @@ pub fn error(code: &str, lang: Lang) -> &'static str {
             "Data wajah untuk NIK ini perlu didaftarkan ulang.",
             "The face enrolled for this NIK must be enrolled again.",
         ),
+        "possible_duplicate" => (
+            "Wajah ini cocok dengan data lain yang sudah terdaftar. Pendaftaran perlu diperiksa petugas.",
+            "This face matches another registration. The enrolment must be reviewed.",
+        ),
         "store_unavailable" => (
             "Layanan data sedang tidak tersedia. Silakan coba lagi sebentar lagi.",
             "The data service is unavailable. Please try again shortly.",

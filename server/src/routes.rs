@@ -13,9 +13,9 @@ use wajah::{FaceAnalysis, Liveness, Nik, Upsert, Verification};
 
 use crate::api::{
     CandidateAnswer, CaptureAnswer, CompareAnswer, CompareForm, CompareRequest, CompareSide, DetectForm,
-    DetectRequest, DetectionAnswer, EnrollForm, EnrollRequest, EnrollmentAnswer, IdentificationAnswer,
-    IdentifyForm, IdentifyRequest, MAX_K, NikPath, ReadyAnswer, TimingsAnswer, VerificationAnswer,
-    VerifyForm, VerifyRequest,
+    DetectRequest, DetectionAnswer, DuplicateAnswer, EnrollForm, EnrollRequest, EnrollmentAnswer,
+    IdentificationAnswer, IdentifyForm, IdentifyRequest, MAX_K, NikPath, ReadyAnswer, TimingsAnswer,
+    VerificationAnswer, VerifyForm, VerifyRequest,
 };
 use crate::body::Body;
 use crate::clients::Caller;
@@ -30,6 +30,7 @@ use crate::state::{AppState, Inner, Outcome};
     responses(
         (status = 201, description = "Enrolled", body = EnrollmentAnswer),
         (status = 200, description = "Replaced, or unchanged (same photo)", body = EnrollmentAnswer),
+        (status = 409, description = "`possible_duplicate` (with the `refuse` policy): the face matches other enrolments, listed masked", body = ErrorBody),
         (status = 422, description = "No usable face, or (registration mode) `capture_rejected`: sunglasses, a mask or a covered face", body = ErrorBody),
     ))]
 pub async fn enroll(
@@ -59,6 +60,7 @@ pub async fn enroll(
         nik: nik.as_str().to_string(),
         status: enrolled.outcome,
         replaced: enrolled.outcome == Upsert::Replaced,
+        possible_duplicates: DuplicateAnswer::all(&enrolled.possible_duplicates),
         model: state.gallery.engine().model_id().to_string(),
         capture: CaptureAnswer::of(&enrolled.analysis, lang),
         timings_ms: TimingsAnswer::of(&[&enrolled.analysis], started),

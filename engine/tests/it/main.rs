@@ -4,6 +4,7 @@
 
 mod capture;
 mod decode;
+mod duplicates;
 mod index;
 mod liveness;
 mod manifest;
