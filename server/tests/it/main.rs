@@ -129,7 +129,11 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, String
         if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
             break split;
         }
-        let n = stream.read(&mut buf).expect("read");
+        // A signal (a child process of another test ending) may interrupt the read: read again.
+        let n = match stream.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => other.expect("read"),
+        };
         assert!(n > 0, "connection closed before the response head");
         raw.extend_from_slice(&buf[..n]);
     };
@@ -144,7 +148,11 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, String
     match headers.get("content-length").and_then(|v| v.parse::<usize>().ok()) {
         Some(len) => {
             while body.len() < len {
-                let n = stream.read(&mut buf).expect("read");
+                // A signal (a child process of another test ending) may interrupt the read: read again.
+                let n = match stream.read(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => other.expect("read"),
+                };
                 if n == 0 {
                     break;
                 }

@@ -108,3 +108,28 @@ fn the_database_going_away_is_a_503_and_the_server_recovers_by_itself() {
     within(Duration::from_secs(10), || http(server.addr, "GET", "/readyz", &[], b"").status == 200);
     assert_eq!(enrol().status, 201);
 }
+
+#[test]
+fn an_unreachable_database_or_a_newer_schema_stops_the_start_with_a_clear_error() {
+    let pg = TempPostgres::start();
+    let dir = data_dir("pg-start");
+    let key = dir.path().join("template.key");
+    let good = on_postgres(&dir, &pg, &key);
+    let nowhere = Config {
+        store: Some("host=/nonexistent-wajah-socket-dir port=5432 user=postgres dbname=postgres".into()),
+        ..good.clone()
+    };
+    let err = wajah_server::state::AppState::new(&nowhere).err().expect("refused").to_string();
+    assert!(err.contains("PostgreSQL") && err.contains("unavailable"), "{err}");
+    drop(wajah_server::state::AppState::new(&good).expect("starts"));
+    let out = std::process::Command::new("psql")
+        .args(["-h"])
+        .arg(pg.socket_dir())
+        .args(["-p", pg.url().split("port=").nth(1).and_then(|p| p.split(' ').next()).unwrap_or_default()])
+        .args(["-U", "postgres", "-c", "UPDATE wajah_schema SET version = 7"])
+        .output()
+        .expect("psql");
+    assert!(out.status.success());
+    let err = wajah_server::state::AppState::new(&good).err().expect("refused").to_string();
+    assert!(err.contains("schema 7"), "{err}");
+}
