@@ -52,7 +52,7 @@ pub use embedding::{Embedding, Score, Template};
 pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
 pub use gallery::{Candidate, Enrolled, Gallery, Identification, Verification};
-pub use index::{FaceIndex, IndexConfig, IndexKind, Match};
+pub use index::{CompactIndex, FaceIndex, IndexConfig, IndexKind, Match};
 pub use liveness::{
     FrameReport, Liveness, LivenessReason, LivenessReport, LivenessThresholds, PresentationAttackDetector,
     SeenFrames, Step, challenge_steps, nose_shift,

@@ -9,6 +9,38 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 type Kernel = fn(&[f32], &[f32]) -> f32;
+type KernelI8 = fn(&[i8], &[i8]) -> i32;
+
+/// Integer dot product of int8 codes (the [`crate::CompactIndex`] scan), compiled for AVX2 where
+/// the CPU has it; extra elements of the longer slice are ignored.
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    static KERNEL: OnceLock<KernelI8> = OnceLock::new();
+    let n = a.len().min(b.len());
+    let kernel = KERNEL.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return simd::dot_i8_avx2;
+        }
+        dot_i8_portable
+    });
+    kernel(&a[..n], &b[..n])
+}
+
+/// The portable int8 kernel: sixteen i32 lanes of widened products, which the compiler turns
+/// into multiply-adds of the target's width.
+#[inline(always)]
+fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
+    let mut sums = [0i32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: i32 =
+        ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| i32::from(*x) * i32::from(*y)).sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..16 {
+            sums[k] += i32::from(x[k]) * i32::from(y[k]);
+        }
+    }
+    sums.iter().sum::<i32>() + tail
+}
 
 /// Dot product of two slices of equal length (extra elements of the longer one are ignored).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -69,6 +101,19 @@ mod simd {
 
     #[cfg(target_arch = "x86_64")]
     use std::arch::x86_64::*;
+
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+        // SAFETY: chosen only when avx2 is present (see `dot_i8`).
+        unsafe { i8_avx2(a, b) }
+    }
+
+    /// The portable kernel, compiled with AVX2 enabled (no intrinsics of its own).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+        super::dot_i8_portable(a, b)
+    }
 
     #[cfg(target_arch = "x86_64")]
     pub(super) fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {

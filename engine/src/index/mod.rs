@@ -4,6 +4,7 @@
 //! HNSW's distances (`1 - dot`) are converted here. Removal leaves a tombstone; the graph is rebuilt
 //! once tombstones pass `rebuild_ratio` of the entries.
 
+mod compact;
 mod config;
 mod file;
 
@@ -16,6 +17,7 @@ use crate::embedding::{Embedding, Score};
 use crate::error::{Error, Result};
 use crate::similarity::{dot, top_k};
 
+pub use compact::CompactIndex;
 pub use config::{IndexConfig, IndexKind};
 
 /// Layers of the HNSW graph: 16 is hnsw_rs's maximum and plenty for billions of entries.

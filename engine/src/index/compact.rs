@@ -1,0 +1,157 @@
+//! [`CompactIndex`]: int8 templates for galleries of tens of millions, 140 bytes per entry.
+//!
+//! Each unit vector is stored as 128 signed bytes and one f32 scale (its largest component over
+//! 127), with a u64 id (a NIK's 16 digits fit). A query scans every code in parallel with integer
+//! dot products, keeps a shortlist of the best approximate scores, and rescores the shortlist with
+//! exact f32 templates that the caller supplies (decrypted from the store, or from a file), so the
+//! answer's order and scores are exact wherever the shortlist holds the true neighbours.
+
+use rayon::prelude::*;
+
+use crate::similarity::dot_i8;
+
+/// Rows per parallel chunk of the scan.
+const CHUNK: usize = 1 << 16;
+
+/// int8 codes of unit vectors with ids.
+pub struct CompactIndex {
+    dim: usize,
+    codes: Vec<i8>,
+    scales: Vec<f32>,
+    ids: Vec<u64>,
+}
+
+/// The int8 code of `v` and its scale (`v ~ code * scale`).
+fn quantize(v: &[f32]) -> (Vec<i8>, f32) {
+    let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+    (v.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8).collect(), scale)
+}
+
+/// Keeps the `n` best (score, row) pairs.
+fn shortlist(mut v: Vec<(f32, usize)>, n: usize) -> Vec<(f32, usize)> {
+    if v.len() > n {
+        v.select_nth_unstable_by(n - 1, |a, b| b.0.total_cmp(&a.0));
+        v.truncate(n);
+    }
+    v
+}
+
+impl CompactIndex {
+    /// An empty index of `dim`-dimensional vectors.
+    pub fn new(dim: usize) -> Self {
+        Self { dim, codes: Vec::new(), scales: Vec::new(), ids: Vec::new() }
+    }
+
+    /// Entries.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Memory per entry, in bytes: the code, its scale and its id.
+    pub fn bytes_per_entry(&self) -> usize {
+        self.dim + size_of::<f32>() + size_of::<u64>()
+    }
+
+    /// Adds a unit vector; returns its row. Vectors of another dimension are refused (`None`).
+    pub fn push(&mut self, id: u64, v: &[f32]) -> Option<usize> {
+        if v.len() != self.dim {
+            return None;
+        }
+        let (code, scale) = quantize(v);
+        self.codes.extend_from_slice(&code);
+        self.scales.push(scale);
+        self.ids.push(id);
+        Some(self.ids.len() - 1)
+    }
+
+    /// The id of `row`.
+    pub fn id(&self, row: usize) -> u64 {
+        self.ids[row]
+    }
+
+    /// The `k` best entries for `query` (a unit vector): the `shortlist` best by int8 score,
+    /// rescored by `exact(row)` (an exact similarity, or `None` to keep the int8 one), best first,
+    /// as (row, score).
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        shortlist_len: usize,
+        exact: impl Fn(usize) -> Option<f32> + Sync,
+    ) -> Vec<(usize, f32)> {
+        if query.len() != self.dim || k == 0 || self.is_empty() {
+            return Vec::new();
+        }
+        let n = shortlist_len.max(k);
+        let (q, qscale) = quantize(query);
+        let found: Vec<(f32, usize)> = self
+            .codes
+            .par_chunks(CHUNK * self.dim)
+            .enumerate()
+            .flat_map_iter(|(c, codes)| {
+                let first = c * CHUNK;
+                let scores: Vec<(f32, usize)> = codes
+                    .chunks_exact(self.dim)
+                    .enumerate()
+                    .map(|(i, code)| (dot_i8(&q, code) as f32 * qscale * self.scales[first + i], first + i))
+                    .collect();
+                shortlist(scores, n)
+            })
+            .collect();
+        let mut best: Vec<(usize, f32)> =
+            shortlist(found, n).into_par_iter().map(|(s, row)| (row, exact(row).unwrap_or(s))).collect();
+        best.sort_by(|a, b| b.1.total_cmp(&a.1));
+        best.truncate(k);
+        best
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(seed: u64, dim: usize) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let v: Vec<f32> = (0..dim)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+        v.into_iter().map(|a| a / n).collect()
+    }
+
+    #[test]
+    fn int8_scores_are_within_a_percent_and_rescoring_makes_them_exact() {
+        let mut index = CompactIndex::new(128);
+        let all: Vec<Vec<f32>> = (0..5000).map(|i| unit(i, 128)).collect();
+        for (i, v) in all.iter().enumerate() {
+            index.push(1000 + i as u64, v);
+        }
+        assert_eq!(index.bytes_per_entry(), 140);
+        let exact = |q: &[f32], row: usize| q.iter().zip(&all[row]).map(|(a, b)| a * b).sum::<f32>();
+        for probe in [7usize, 4321] {
+            let q = &all[probe];
+            let approx = index.search(q, 5, 5, |_| None);
+            assert_eq!((approx[0].0, index.id(approx[0].0)), (probe, 1000 + probe as u64));
+            assert!((approx[0].1 - 1.0).abs() < 0.01, "{approx:?}");
+            let rescored = index.search(q, 5, 50, |row| Some(exact(q, row)));
+            let mut want: Vec<(usize, f32)> = (0..all.len()).map(|r| (r, exact(q, r))).collect();
+            want.sort_by(|a, b| b.1.total_cmp(&a.1));
+            assert_eq!(
+                rescored.iter().map(|r| r.0).collect::<Vec<_>>(),
+                want[..5].iter().map(|r| r.0).collect::<Vec<_>>()
+            );
+        }
+        assert_eq!(index.push(1, &[0.5; 64]), None);
+    }
+}
