@@ -9,34 +9,46 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 type Kernel = fn(&[f32], &[f32]) -> f32;
-type KernelI8 = fn(&[i8], &[i8]) -> i32;
+type KernelI8 = fn(&[i8], &[i8], &mut [i32]);
 
-/// Integer dot product of int8 codes (the [`crate::CompactIndex`] scan), compiled for AVX2 where
-/// the CPU has it; extra elements of the longer slice are ignored.
-pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+/// Integer dot products of the int8 `query` with each row of `codes` (rows of `query.len()`
+/// bytes), into `out` (one per row): the [`crate::CompactIndex`] scan. One call per block of rows,
+/// compiled for AVX2 where the CPU has it.
+pub fn dot_i8_rows(query: &[i8], codes: &[i8], out: &mut [i32]) {
     static KERNEL: OnceLock<KernelI8> = OnceLock::new();
-    let n = a.len().min(b.len());
     let kernel = KERNEL.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
-            return simd::dot_i8_avx2;
+            return simd::dot_i8_rows_avx2;
         }
-        dot_i8_portable
+        dot_i8_rows_portable
     });
-    kernel(&a[..n], &b[..n])
+    kernel(query, codes, out);
 }
 
-/// The portable int8 kernel: sixteen i32 lanes of widened products, which the compiler turns
-/// into multiply-adds of the target's width.
+#[inline(always)]
+fn dot_i8_rows_portable(query: &[i8], codes: &[i8], out: &mut [i32]) {
+    if query.is_empty() {
+        return;
+    }
+    for (row, o) in codes.chunks_exact(query.len()).zip(out.iter_mut()) {
+        *o = dot_i8_portable(query, row);
+    }
+}
+
+/// The portable int8 kernel: pairs of widened products summed into sixteen i32 lanes, the shape
+/// of a 16-bit multiply-add (`pmaddwd`), which the compiler emits at the target's width.
 #[inline(always)]
 fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
     let mut sums = [0i32; 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (ca, cb) = (a.chunks_exact(32), b.chunks_exact(32));
     let tail: i32 =
         ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| i32::from(*x) * i32::from(*y)).sum();
     for (x, y) in ca.zip(cb) {
         for k in 0..16 {
-            sums[k] += i32::from(x[k]) * i32::from(y[k]);
+            let (x0, x1) = (i32::from(i16::from(x[2 * k])), i32::from(i16::from(x[2 * k + 1])));
+            let (y0, y1) = (i32::from(i16::from(y[2 * k])), i32::from(i16::from(y[2 * k + 1])));
+            sums[k] += x0 * y0 + x1 * y1;
         }
     }
     sums.iter().sum::<i32>() + tail
@@ -96,23 +108,23 @@ pub fn dot_scalar(a: &[f32], b: &[f32]) -> f32 {
 #[allow(unsafe_code)]
 mod simd {
     //! SAFETY (whole module): each `unsafe` block calls a `#[target_feature]` function or intrinsic
-    //! only after `select` has checked at run time that the CPU has that feature, and every load
+    //! only after `select` (or `dot_i8_rows`) has checked at run time that the CPU has that feature, and every load
     //! reads `8` or `16` floats at an index `i` with `i + width <= n <= a.len(), b.len()`.
 
     #[cfg(target_arch = "x86_64")]
     use std::arch::x86_64::*;
 
     #[cfg(target_arch = "x86_64")]
-    pub(super) fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
-        // SAFETY: chosen only when avx2 is present (see `dot_i8`).
-        unsafe { i8_avx2(a, b) }
+    pub(super) fn dot_i8_rows_avx2(query: &[i8], codes: &[i8], out: &mut [i32]) {
+        // SAFETY: chosen only when avx2 is present (see `dot_i8_rows`).
+        unsafe { i8_rows_avx2(query, codes, out) }
     }
 
     /// The portable kernel, compiled with AVX2 enabled (no intrinsics of its own).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn i8_avx2(a: &[i8], b: &[i8]) -> i32 {
-        super::dot_i8_portable(a, b)
+    unsafe fn i8_rows_avx2(query: &[i8], codes: &[i8], out: &mut [i32]) {
+        super::dot_i8_rows_portable(query, codes, out);
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::similarity::dot_i8;
+use crate::similarity::dot_i8_rows;
 
 /// Rows per parallel chunk of the scan.
 const CHUNK: usize = 1 << 16;
@@ -95,13 +95,24 @@ impl CompactIndex {
             .par_chunks(CHUNK * self.dim)
             .enumerate()
             .flat_map_iter(|(c, codes)| {
+                // Integer dots for the whole chunk, then the best `n` in a buffer of 2n cut back
+                // to n when full; rows under the n-th best score are skipped at once.
                 let first = c * CHUNK;
-                let scores: Vec<(f32, usize)> = codes
-                    .chunks_exact(self.dim)
-                    .enumerate()
-                    .map(|(i, code)| (dot_i8(&q, code) as f32 * qscale * self.scales[first + i], first + i))
-                    .collect();
-                shortlist(scores, n)
+                let mut dots = vec![0i32; codes.len() / self.dim];
+                dot_i8_rows(&q, codes, &mut dots);
+                let mut kept: Vec<(f32, usize)> = Vec::with_capacity(2 * n);
+                let mut floor = f32::NEG_INFINITY;
+                for (i, d) in dots.into_iter().enumerate() {
+                    let score = d as f32 * qscale * self.scales[first + i];
+                    if score > floor {
+                        kept.push((score, first + i));
+                        if kept.len() == 2 * n {
+                            kept = shortlist(kept, n);
+                            floor = kept.iter().fold(f32::INFINITY, |m, k| m.min(k.0));
+                        }
+                    }
+                }
+                shortlist(kept, n)
             })
             .collect();
         let mut best: Vec<(usize, f32)> =
