@@ -9,12 +9,14 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 type Kernel = fn(&[f32], &[f32]) -> f32;
-type KernelI8 = fn(&[i8], &[i8], &mut [i32]);
+type KernelI8 = fn(&[i8], &[i8], &[i32], &mut [i32]);
 
 /// Integer dot products of the int8 `query` with each row of `codes` (rows of `query.len()`
-/// bytes), into `out` (one per row): the [`crate::CompactIndex`] scan. One call per block of rows,
-/// compiled for AVX2 where the CPU has it.
-pub fn dot_i8_rows(query: &[i8], codes: &[i8], out: &mut [i32]) {
+/// bytes), into `out`: the [`crate::CompactIndex`] scan. `query` values must lie in -63..=63,
+/// codes in -127..=127, and `code_sums` hold each row's sum: the AVX2 kernel multiplies the query
+/// shifted to 1..=127 as unsigned bytes (`vpmaddubsw`, which cannot saturate in those ranges) and
+/// takes 64 times the row's sum off. One call per block of rows.
+pub fn dot_i8_rows(query: &[i8], codes: &[i8], code_sums: &[i32], out: &mut [i32]) {
     static KERNEL: OnceLock<KernelI8> = OnceLock::new();
     let kernel = KERNEL.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
@@ -23,11 +25,10 @@ pub fn dot_i8_rows(query: &[i8], codes: &[i8], out: &mut [i32]) {
         }
         dot_i8_rows_portable
     });
-    kernel(query, codes, out);
+    kernel(query, codes, code_sums, out);
 }
 
-#[inline(always)]
-fn dot_i8_rows_portable(query: &[i8], codes: &[i8], out: &mut [i32]) {
+fn dot_i8_rows_portable(query: &[i8], codes: &[i8], _: &[i32], out: &mut [i32]) {
     if query.is_empty() {
         return;
     }
@@ -115,16 +116,40 @@ mod simd {
     use std::arch::x86_64::*;
 
     #[cfg(target_arch = "x86_64")]
-    pub(super) fn dot_i8_rows_avx2(query: &[i8], codes: &[i8], out: &mut [i32]) {
-        // SAFETY: chosen only when avx2 is present (see `dot_i8_rows`).
-        unsafe { i8_rows_avx2(query, codes, out) }
+    pub(super) fn dot_i8_rows_avx2(query: &[i8], codes: &[i8], sums: &[i32], out: &mut [i32]) {
+        if query.is_empty() || query.len() % 32 != 0 {
+            return super::dot_i8_rows_portable(query, codes, sums, out);
+        }
+        // SAFETY: chosen only when avx2 is present (see `dot_i8_rows`); loads below stay inside
+        // `codes` (whole rows of `query.len()` bytes, 32 at a time).
+        unsafe { i8_rows_avx2(query, codes, sums, out) }
     }
 
-    /// The portable kernel, compiled with AVX2 enabled (no intrinsics of its own).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn i8_rows_avx2(query: &[i8], codes: &[i8], out: &mut [i32]) {
-        super::dot_i8_rows_portable(query, codes, out);
+    unsafe fn i8_rows_avx2(query: &[i8], codes: &[i8], sums: &[i32], out: &mut [i32]) {
+        let d = query.len();
+        let ones = _mm256_set1_epi16(1);
+        let shifted: Vec<__m256i> = query
+            .chunks_exact(32)
+            .map(|c| {
+                let u: [u8; 32] = std::array::from_fn(|i| (i16::from(c[i]) + 64) as u8);
+                // SAFETY: 32 bytes from a 32-byte array.
+                unsafe { _mm256_loadu_si256(u.as_ptr().cast()) }
+            })
+            .collect();
+        for ((row, sum), o) in codes.chunks_exact(d).zip(sums).zip(out.iter_mut()) {
+            let mut acc = _mm256_setzero_si256();
+            for (k, q) in shifted.iter().enumerate() {
+                // SAFETY: bytes k*32..k*32+32 of a row of d = 32 * shifted.len() bytes.
+                let c = unsafe { _mm256_loadu_si256(row.as_ptr().add(k * 32).cast()) };
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(*q, c), ones));
+            }
+            let s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256::<1>(acc));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+            *o = _mm_cvtsi128_si32(s) - 64 * sum;
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -259,6 +284,28 @@ fn better(a: &Hit, b: &Hit) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_int8_kernel_in_use_equals_the_portable_one_at_the_range_ends() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = |m: i64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ((x >> 33) as i64 % (2 * m + 1) - m) as i8
+        };
+        let query: Vec<i8> = (0..128).map(|i| if i % 17 == 0 { 63 } else { next(63) }).collect();
+        let mut codes: Vec<i8> = (0..128 * 50).map(|_| next(127)).collect();
+        codes[..128].fill(127);
+        codes[128..256].fill(-127);
+        let sums: Vec<i32> = codes.chunks(128).map(|r| r.iter().map(|c| i32::from(*c)).sum()).collect();
+        let mut out = vec![0i32; 50];
+        dot_i8_rows(&query, &codes, &sums, &mut out);
+        for (r, row) in codes.chunks(128).enumerate() {
+            let want: i32 = row.iter().zip(&query).map(|(c, q)| i32::from(*c) * i32::from(*q)).sum();
+            assert_eq!(out[r], want, "row {r}");
+        }
+    }
+
     use proptest::prelude::*;
 
     use super::*;

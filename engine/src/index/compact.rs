@@ -1,7 +1,8 @@
-//! [`CompactIndex`]: int8 templates for galleries of tens of millions, 140 bytes per entry.
+//! [`CompactIndex`]: int8 templates for galleries of tens of millions, 144 bytes per entry.
 //!
-//! Each unit vector is stored as 128 signed bytes and one f32 scale (its largest component over
-//! 127), with a u64 id (a NIK's 16 digits fit). A query scans every code in parallel with integer
+//! Each unit vector is stored as 128 signed bytes, one f32 scale (its largest component over
+//! 127) and the codes' sum (for the AVX2 kernel), with a u64 id (a NIK's 16 digits fit). The query
+//! is quantised to 7 bits. A query scans every code in parallel with integer
 //! dot products, keeps a shortlist of the best approximate scores, and rescores the shortlist with
 //! exact f32 templates that the caller supplies (decrypted from the store, or from a file), so the
 //! answer's order and scores are exact wherever the shortlist holds the true neighbours.
@@ -18,14 +19,15 @@ pub struct CompactIndex {
     dim: usize,
     codes: Vec<i8>,
     scales: Vec<f32>,
+    sums: Vec<i32>,
     ids: Vec<u64>,
 }
 
-/// The int8 code of `v` and its scale (`v ~ code * scale`).
-fn quantize(v: &[f32]) -> (Vec<i8>, f32) {
+/// The code of `v` in -`levels`..=`levels` and its scale (`v ~ code * scale`).
+fn quantize(v: &[f32], levels: f32) -> (Vec<i8>, f32) {
     let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-    (v.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8).collect(), scale)
+    let scale = if max > 0.0 { max / levels } else { 1.0 };
+    (v.iter().map(|x| (x / scale).round().clamp(-levels, levels) as i8).collect(), scale)
 }
 
 /// Keeps the `n` best (score, row) pairs.
@@ -40,7 +42,7 @@ fn shortlist(mut v: Vec<(f32, usize)>, n: usize) -> Vec<(f32, usize)> {
 impl CompactIndex {
     /// An empty index of `dim`-dimensional vectors.
     pub fn new(dim: usize) -> Self {
-        Self { dim, codes: Vec::new(), scales: Vec::new(), ids: Vec::new() }
+        Self { dim, codes: Vec::new(), scales: Vec::new(), sums: Vec::new(), ids: Vec::new() }
     }
 
     /// Entries.
@@ -53,9 +55,9 @@ impl CompactIndex {
         self.ids.is_empty()
     }
 
-    /// Memory per entry, in bytes: the code, its scale and its id.
+    /// Memory per entry, in bytes: the code, its scale, its sum and its id.
     pub fn bytes_per_entry(&self) -> usize {
-        self.dim + size_of::<f32>() + size_of::<u64>()
+        self.dim + size_of::<f32>() + size_of::<i32>() + size_of::<u64>()
     }
 
     /// Adds a unit vector; returns its row. Vectors of another dimension are refused (`None`).
@@ -63,7 +65,8 @@ impl CompactIndex {
         if v.len() != self.dim {
             return None;
         }
-        let (code, scale) = quantize(v);
+        let (code, scale) = quantize(v, 127.0);
+        self.sums.push(code.iter().map(|c| i32::from(*c)).sum());
         self.codes.extend_from_slice(&code);
         self.scales.push(scale);
         self.ids.push(id);
@@ -89,7 +92,7 @@ impl CompactIndex {
             return Vec::new();
         }
         let n = shortlist_len.max(k);
-        let (q, qscale) = quantize(query);
+        let (q, qscale) = quantize(query, 63.0);
         let found: Vec<(f32, usize)> = self
             .codes
             .par_chunks(CHUNK * self.dim)
@@ -99,7 +102,7 @@ impl CompactIndex {
                 // to n when full; rows under the n-th best score are skipped at once.
                 let first = c * CHUNK;
                 let mut dots = vec![0i32; codes.len() / self.dim];
-                dot_i8_rows(&q, codes, &mut dots);
+                dot_i8_rows(&q, codes, &self.sums[first..first + dots.len()], &mut dots);
                 let mut kept: Vec<(f32, usize)> = Vec::with_capacity(2 * n);
                 let mut floor = f32::NEG_INFINITY;
                 for (i, d) in dots.into_iter().enumerate() {
@@ -148,7 +151,7 @@ mod tests {
         for (i, v) in all.iter().enumerate() {
             index.push(1000 + i as u64, v);
         }
-        assert_eq!(index.bytes_per_entry(), 140);
+        assert_eq!(index.bytes_per_entry(), 144);
         let exact = |q: &[f32], row: usize| q.iter().zip(&all[row]).map(|(a, b)| a * b).sum::<f32>();
         for probe in [7usize, 4321] {
             let q = &all[probe];
