@@ -117,7 +117,7 @@ mod simd {
 
     #[cfg(target_arch = "x86_64")]
     pub(super) fn dot_i8_rows_avx2(query: &[i8], codes: &[i8], sums: &[i32], out: &mut [i32]) {
-        if query.is_empty() || query.len() % 32 != 0 {
+        if query.is_empty() || !query.len().is_multiple_of(32) {
             return super::dot_i8_rows_portable(query, codes, sums, out);
         }
         // SAFETY: chosen only when avx2 is present (see `dot_i8_rows`); loads below stay inside
