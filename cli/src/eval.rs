@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use wajah::{Engine, FacePolicy, Template};
 
+use crate::degrade::Degrade;
 use crate::metrics;
 use crate::plot;
 
@@ -116,9 +117,57 @@ fn assign_folds(pairs: &mut [Pair]) {
     }
 }
 
+/// The degradation applied to each side of the pairs before analysis (`None`: the photo as it is).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Degradation {
+    pub a: Option<Degrade>,
+    pub b: Option<Degrade>,
+}
+
+/// One photo as analysed: its file and the degradation applied to it.
+type PhotoKey = (PathBuf, Option<Variant>);
+
+/// Which degradation a photo went through: side A's, or side B's when it differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Variant {
+    A,
+    B,
+}
+
+impl Degradation {
+    fn keys(&self, p: &Pair) -> [PhotoKey; 2] {
+        let b = match (self.a, self.b) {
+            (_, None) => None,
+            (Some(a), Some(b)) if a == b => Some(Variant::A),
+            (_, Some(_)) => Some(Variant::B),
+        };
+        [(p.a.clone(), self.a.map(|_| Variant::A)), (p.b.clone(), b)]
+    }
+
+    fn of(&self, variant: Option<Variant>) -> Option<Degrade> {
+        match variant {
+            None => None,
+            Some(Variant::A) => self.a,
+            Some(Variant::B) => self.b,
+        }
+    }
+
+    /// The name a photo is reported under: its path, and its degradation if any.
+    fn name(&self, key: &PhotoKey) -> String {
+        match self.of(key.1) {
+            Some(d) => format!("{} [{d}]", key.0.display()),
+            None => key.0.display().to_string(),
+        }
+    }
+}
+
 /// Templates for every distinct photo, in parallel with a progress bar; `Err(code)` for photos
 /// where no face could be used (failure to acquire).
-fn templates(engine: &Engine, files: &[&PathBuf]) -> HashMap<PathBuf, Result<Template, String>> {
+fn templates(
+    engine: &Engine,
+    files: &[&PhotoKey],
+    degradation: &Degradation,
+) -> HashMap<PhotoKey, Result<Template, String>> {
     let bar = ProgressBar::new(files.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{prefix} {bar:40} {pos}/{len} photos {elapsed}/{eta}")
@@ -127,16 +176,20 @@ fn templates(engine: &Engine, files: &[&PathBuf]) -> HashMap<PathBuf, Result<Tem
     bar.set_prefix("embedding");
     let out = files
         .par_iter()
-        .map(|f| {
-            let result = match std::fs::read(f) {
-                Ok(bytes) => engine
-                    .analyze_with(&bytes, FacePolicy::Largest)
-                    .map(|a| a.template)
-                    .map_err(|e| e.code().to_string()),
-                Err(_) => Err("unreadable".to_string()),
+        .map(|key| {
+            let bytes = std::fs::read(&key.0).map_err(|_| "unreadable".to_string());
+            let bytes = match degradation.of(key.1) {
+                Some(d) => bytes.and_then(|b| d.apply(engine, &b)),
+                None => bytes,
             };
+            let result = bytes.and_then(|b| {
+                engine
+                    .analyze_with(&b, FacePolicy::Largest)
+                    .map(|a| a.template)
+                    .map_err(|e| e.code().to_string())
+            });
             bar.inc(1);
-            ((*f).clone(), result)
+            ((*key).clone(), result)
         })
         .collect();
     bar.finish_and_clear();
@@ -149,8 +202,8 @@ pub struct Scores {
     pub pairs: Vec<(f32, bool, usize)>,
     /// Distinct photos in the pairs file.
     pub photos: usize,
-    /// Photos where no face could be used (failure to acquire), sorted.
-    pub failed: Vec<String>,
+    /// Photos where no face could be used (failure to acquire), sorted, with the error code.
+    pub failed: Vec<(String, String)>,
 }
 
 impl Scores {
@@ -162,17 +215,20 @@ impl Scores {
 
 /// Embeds every photo and scores every pair. Refuses when no genuine or no impostor pair is left to
 /// score, in the file or once failures to acquire are removed: no error rate could be measured.
-pub fn score(engine: &Engine, pairs: &[Pair], source: &Path) -> Result<Scores> {
-    let mut files: Vec<&PathBuf> = pairs.iter().flat_map(|p| [&p.a, &p.b]).collect();
+pub fn score(engine: &Engine, pairs: &[Pair], source: &Path, degradation: &Degradation) -> Result<Scores> {
+    let keys: Vec<[PhotoKey; 2]> = pairs.iter().map(|p| degradation.keys(p)).collect();
+    let mut files: Vec<&PhotoKey> = keys.iter().flatten().collect();
     files.sort();
     files.dedup();
-    let templates = templates(engine, &files);
-    let mut failed: Vec<String> =
-        templates.iter().filter(|(_, t)| t.is_err()).map(|(f, _)| f.display().to_string()).collect();
+    let templates = templates(engine, &files, degradation);
+    let mut failed: Vec<(String, String)> = templates
+        .iter()
+        .filter_map(|(k, t)| t.as_ref().err().map(|code| (degradation.name(k), code.clone())))
+        .collect();
     failed.sort();
     let mut scored = Vec::new();
-    for p in pairs {
-        if let (Ok(a), Ok(b)) = (&templates[&p.a], &templates[&p.b]) {
+    for (p, [a, b]) in pairs.iter().zip(&keys) {
+        if let (Ok(a), Ok(b)) = (&templates[a], &templates[b]) {
             scored.push((engine.compare(a, b)?.score.0, p.same, p.fold));
         }
     }
@@ -182,7 +238,7 @@ pub fn score(engine: &Engine, pairs: &[Pair], source: &Path) -> Result<Scores> {
             bail!("{}: no {kind} pairs; error rates need both genuine and impostor pairs", source.display());
         }
         if !scored.iter().any(|s| s.1 == same) {
-            let shown = failed.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            let shown = failed.iter().take(5).map(|f| f.0.clone()).collect::<Vec<_>>().join(", ");
             let more = failed.len().saturating_sub(5);
             bail!(
                 "{}: none of the {labelled} {kind} pairs could be scored: each has a photo where no face \
@@ -212,8 +268,9 @@ pub fn run(
     source: &Path,
     out: &Path,
     plots: Option<&Path>,
+    degradation: &Degradation,
 ) -> Result<Value> {
-    let scores = score(engine, pairs, source)?;
+    let scores = score(engine, pairs, source, degradation)?;
     let scored = &scores.pairs;
     let (genuine, impostor) = (scores.of(true), scores.of(false));
     let curve = metrics::roc(&genuine, &impostor);
@@ -256,13 +313,18 @@ pub fn run(
         "genuine_pairs": genuine.len(),
         "impostor_pairs": impostor.len(),
         "photos": scores.photos,
+        "degrade_a": degradation.a.map(|d| d.to_string()),
+        "degrade_b": degradation.b.map(|d| d.to_string()),
         "failure_to_acquire": scores.failed.len(),
-        "failed_photos": scores.failed,
+        "failure_reasons": reasons(&scores.failed),
+        "failed_photos": scores.failed.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        "failed_photo_reasons": scores.failed.iter().map(|f| json!({ "photo": f.0, "reason": f.1 })).collect::<Vec<_>>(),
         "threshold": engine.threshold(),
         "operating_point": operating,
         "accuracy_at_threshold": metrics::accuracy(&labelled, engine.threshold()),
         "ten_fold": { "accuracy_mean": mean, "accuracy_std": std, "folds": folds },
         "roc_auc": metrics::auc(&curve),
+        "separation": metrics::separation(&genuine, &impostor),
         "eer": eer,
         "fnmr_at_fmr": fnmr_at_fmr,
         "tar_at_far": tar_at_far,
@@ -277,4 +339,13 @@ pub fn run(
         plot::histograms(&dir.join("scores.png"), &genuine, &impostor, engine.threshold())?;
     }
     Ok(report)
+}
+
+/// How many failures to acquire each error code accounts for.
+fn reasons(failed: &[(String, String)]) -> Value {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (_, code) in failed {
+        *counts.entry(code).or_default() += 1;
+    }
+    json!(counts)
 }

@@ -18,6 +18,7 @@ use wajah::{
 
 mod calibrate;
 mod capture;
+mod degrade;
 mod eval;
 mod liveness;
 mod metrics;
@@ -64,6 +65,13 @@ enum Command {
         /// Folder for roc.png, det.png and scores.png.
         #[arg(long)]
         plots: Option<PathBuf>,
+        /// Degrade each pair's A photo before analysis, like an ID-card photo: `scale=0.6,jpeg=40`
+        /// (resize by 0.05..1, then JPEG at quality 1..100).
+        #[arg(long, value_name = "SPEC")]
+        degrade_a: Option<degrade::Degrade>,
+        /// The same for each pair's B photo.
+        #[arg(long, value_name = "SPEC")]
+        degrade_b: Option<degrade::Degrade>,
     },
     /// Choose thresholds for target false-match rates (bootstrap 95% intervals); writes the first.
     Calibrate {
@@ -240,9 +248,10 @@ fn main() -> Result<()> {
     let out = match &cli.command {
         Command::Compare { a, b } => compare(&*engine()?, a, b)?,
         Command::Detect { image, draw } => detect(&*engine()?, image, draw.as_deref())?,
-        Command::Eval { pairs: file, root, out, plots } => {
+        Command::Eval { pairs: file, root, out, plots, degrade_a, degrade_b } => {
             let pairs = eval::read_pairs(file, root)?;
-            eval::run(&*engine()?, &pairs, file, out, plots.as_deref())?
+            let degradation = eval::Degradation { a: *degrade_a, b: *degrade_b };
+            eval::run(&*engine()?, &pairs, file, out, plots.as_deref(), &degradation)?
         }
         Command::Calibrate { pairs: file, root, fmrs, rounds, out } => {
             let pairs = eval::read_pairs(file, root)?;
