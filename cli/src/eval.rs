@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{Value, json};
-use wajah::{Engine, FacePolicy, Template};
+use wajah::{Engine, FacePolicy, Mode, Template};
 
 use crate::degrade::Degrade;
 use crate::metrics;
@@ -117,11 +117,13 @@ fn assign_folds(pairs: &mut [Pair]) {
     }
 }
 
-/// The degradation applied to each side of the pairs before analysis (`None`: the photo as it is).
+/// The degradation applied to each side of the pairs before analysis (`None`: the photo as it is),
+/// and the mode the A (ID) photos are analysed in (`None`: the engine's).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Degradation {
     pub a: Option<Degrade>,
     pub b: Option<Degrade>,
+    pub mode_a: Option<Mode>,
 }
 
 /// One photo as analysed: its file and the degradation applied to it.
@@ -138,10 +140,11 @@ impl Degradation {
     fn keys(&self, p: &Pair) -> [PhotoKey; 2] {
         let b = match (self.a, self.b) {
             (_, None) => None,
-            (Some(a), Some(b)) if a == b => Some(Variant::A),
+            (Some(a), Some(b)) if a == b && self.mode_a.is_none() => Some(Variant::A),
             (_, Some(_)) => Some(Variant::B),
         };
-        [(p.a.clone(), self.a.map(|_| Variant::A)), (p.b.clone(), b)]
+        let a = (self.a.is_some() || self.mode_a.is_some()).then_some(Variant::A);
+        [(p.a.clone(), a), (p.b.clone(), b)]
     }
 
     fn of(&self, variant: Option<Variant>) -> Option<Degrade> {
@@ -161,13 +164,13 @@ impl Degradation {
     }
 }
 
-/// Templates for every distinct photo, in parallel with a progress bar; `Err(code)` for photos
-/// where no face could be used (failure to acquire).
+/// Templates and eye distances (photo pixels) for every distinct photo, in parallel with a progress
+/// bar; `Err(code)` for photos where no face could be used (failure to acquire).
 fn templates(
     engine: &Engine,
     files: &[&PhotoKey],
     degradation: &Degradation,
-) -> HashMap<PhotoKey, Result<Template, String>> {
+) -> HashMap<PhotoKey, Result<(Template, f32), String>> {
     let bar = ProgressBar::new(files.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{prefix} {bar:40} {pos}/{len} photos {elapsed}/{eta}")
@@ -182,10 +185,14 @@ fn templates(
                 Some(d) => bytes.and_then(|b| d.apply(engine, &b)),
                 None => bytes,
             };
+            let mode = match (key.1, degradation.mode_a) {
+                (Some(Variant::A), Some(mode)) => mode,
+                _ => engine.config().mode,
+            };
             let result = bytes.and_then(|b| {
                 engine
-                    .analyze_with(&b, FacePolicy::Largest)
-                    .map(|a| a.template)
+                    .analyze_in(&b, FacePolicy::Largest, mode)
+                    .map(|a| (a.template, a.face.interocular()))
                     .map_err(|e| e.code().to_string())
             });
             bar.inc(1);
@@ -204,6 +211,8 @@ pub struct Scores {
     pub photos: usize,
     /// Photos where no face could be used (failure to acquire), sorted, with the error code.
     pub failed: Vec<(String, String)>,
+    /// Median eye distance (photo pixels) of the A and of the B photos of the scored pairs.
+    pub eye_distance_median: (f32, f32),
 }
 
 impl Scores {
@@ -227,9 +236,12 @@ pub fn score(engine: &Engine, pairs: &[Pair], source: &Path, degradation: &Degra
         .collect();
     failed.sort();
     let mut scored = Vec::new();
+    let mut eyes = [Vec::new(), Vec::new()];
     for (p, [a, b]) in pairs.iter().zip(&keys) {
         if let (Ok(a), Ok(b)) = (&templates[a], &templates[b]) {
-            scored.push((engine.compare(a, b)?.score.0, p.same, p.fold));
+            scored.push((engine.compare(&a.0, &b.0)?.score.0, p.same, p.fold));
+            eyes[0].push(a.1);
+            eyes[1].push(b.1);
         }
     }
     for (same, kind) in [(true, "genuine (same-person)"), (false, "impostor (different-person)")] {
@@ -248,7 +260,11 @@ pub fn score(engine: &Engine, pairs: &[Pair], source: &Path, degradation: &Degra
             );
         }
     }
-    Ok(Scores { pairs: scored, photos: files.len(), failed })
+    let [eyes_a, eyes_b] = eyes.map(|mut v| {
+        v.sort_by(f32::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    });
+    Ok(Scores { pairs: scored, photos: files.len(), failed, eye_distance_median: (eyes_a, eyes_b) })
 }
 
 /// The false match rates at which the report gives the FNMR.
@@ -315,6 +331,8 @@ pub fn run(
         "photos": scores.photos,
         "degrade_a": degradation.a.map(|d| d.to_string()),
         "degrade_b": degradation.b.map(|d| d.to_string()),
+        "mode": engine.config().mode,
+        "mode_a": degradation.mode_a.unwrap_or(engine.config().mode),
         "failure_to_acquire": scores.failed.len(),
         "failure_reasons": reasons(&scores.failed),
         "failed_photos": scores.failed.iter().map(|f| &f.0).collect::<Vec<_>>(),
@@ -325,6 +343,7 @@ pub fn run(
         "ten_fold": { "accuracy_mean": mean, "accuracy_std": std, "folds": folds },
         "roc_auc": metrics::auc(&curve),
         "separation": metrics::separation(&genuine, &impostor),
+        "eye_distance_median_px": { "a": scores.eye_distance_median.0, "b": scores.eye_distance_median.1 },
         "eer": eer,
         "fnmr_at_fmr": fnmr_at_fmr,
         "tar_at_far": tar_at_far,
