@@ -123,7 +123,7 @@ fn assign_folds(pairs: &mut [Pair]) {
 pub struct Degradation {
     pub a: Option<Degrade>,
     pub b: Option<Degrade>,
-    pub mode_a: Option<Mode>,
+    pub accuracy_a: Option<Mode>,
 }
 
 /// One photo as analysed: its file and the degradation applied to it.
@@ -140,10 +140,10 @@ impl Degradation {
     fn keys(&self, p: &Pair) -> [PhotoKey; 2] {
         let b = match (self.a, self.b) {
             (_, None) => None,
-            (Some(a), Some(b)) if a == b && self.mode_a.is_none() => Some(Variant::A),
+            (Some(a), Some(b)) if a == b && self.accuracy_a.is_none() => Some(Variant::A),
             (_, Some(_)) => Some(Variant::B),
         };
-        let a = (self.a.is_some() || self.mode_a.is_some()).then_some(Variant::A);
+        let a = (self.a.is_some() || self.accuracy_a.is_some()).then_some(Variant::A);
         [(p.a.clone(), a), (p.b.clone(), b)]
     }
 
@@ -185,9 +185,9 @@ fn templates(
                 Some(d) => bytes.and_then(|b| d.apply(engine, &b)),
                 None => bytes,
             };
-            let mode = match (key.1, degradation.mode_a) {
+            let mode = match (key.1, degradation.accuracy_a) {
                 (Some(Variant::A), Some(mode)) => mode,
-                _ => engine.config().mode,
+                _ => engine.config().accuracy,
             };
             let result = bytes.and_then(|b| {
                 engine
@@ -331,8 +331,8 @@ pub fn run(
         "photos": scores.photos,
         "degrade_a": degradation.a.map(|d| d.to_string()),
         "degrade_b": degradation.b.map(|d| d.to_string()),
-        "mode": engine.config().mode,
-        "mode_a": degradation.mode_a.unwrap_or(engine.config().mode),
+        "accuracy": engine.config().accuracy,
+        "accuracy_a": degradation.accuracy_a.unwrap_or(engine.config().accuracy),
         "failure_to_acquire": scores.failed.len(),
         "failure_reasons": reasons(&scores.failed),
         "failed_photos": scores.failed.iter().map(|f| &f.0).collect::<Vec<_>>(),

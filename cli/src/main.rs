@@ -75,7 +75,7 @@ enum Command {
         degrade_b: Option<degrade::Degrade>,
         /// Mode for the A (ID) photos only, e.g. `accurate` enrolment against `fast` selfies.
         #[arg(long, value_enum)]
-        mode_a: Option<wajah::Mode>,
+        accuracy_a: Option<wajah::Mode>,
     },
     /// Choose thresholds for target false-match rates (bootstrap 95% intervals); writes the first.
     Calibrate {
@@ -260,9 +260,9 @@ fn main() -> Result<()> {
     let out = match &cli.command {
         Command::Compare { a, b } => compare(&*engine()?, a, b)?,
         Command::Detect { image, draw } => detect(&*engine()?, image, draw.as_deref())?,
-        Command::Eval { pairs: file, root, out, plots, degrade_a, degrade_b, mode_a } => {
+        Command::Eval { pairs: file, root, out, plots, degrade_a, degrade_b, accuracy_a } => {
             let pairs = eval::read_pairs(file, root)?;
-            let degradation = eval::Degradation { a: *degrade_a, b: *degrade_b, mode_a: *mode_a };
+            let degradation = eval::Degradation { a: *degrade_a, b: *degrade_b, accuracy_a: *accuracy_a };
             eval::run(&*engine()?, &pairs, file, out, plots.as_deref(), &degradation)?
         }
         Command::Calibrate { pairs: file, root, fmrs, rounds, out } => {

@@ -74,10 +74,13 @@ pub struct EngineConfig {
         arg(long, value_enum, env = "WAJAH_FACE_POLICY", global = true, required = false)
     )]
     pub face_policy: FacePolicy,
-    /// `fast` (one embedding per face) or `accurate` (the face and its mirror image, and smaller
-    /// faces upsampled); see README, *Accuracy modes*.
-    #[cfg_attr(feature = "clap", arg(long, value_enum, env = "WAJAH_MODE", global = true, required = false))]
-    pub mode: Mode,
+    /// `fast` (one embedding per face) or `accurate` (the face and its mirror image, smaller faces,
+    /// turned photos); see README, *Accuracy modes*.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_enum, env = "WAJAH_ACCURACY", global = true, required = false)
+    )]
+    pub accuracy: Mode,
     /// Detection resolution policy.
     #[cfg_attr(feature = "clap", arg(skip))]
     pub detect: DetectPolicy,
@@ -115,7 +118,7 @@ impl EngineConfig {
             threshold: None,
             calibration: None,
             face_policy: FacePolicy::Single,
-            mode: Mode::Fast,
+            accuracy: Mode::Fast,
             detect: DetectPolicy::default(),
             quality: QualityThresholds::default(),
             liveness: LivenessThresholds::default(),

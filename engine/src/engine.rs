@@ -193,7 +193,7 @@ impl Engine {
     /// # Errors
     /// As [`Engine::analyze`].
     pub fn analyze_with(&self, bytes: &[u8], policy: FacePolicy) -> Result<FaceAnalysis> {
-        self.analyze_in(bytes, policy, self.config.mode)
+        self.analyze_in(bytes, policy, self.config.accuracy)
     }
 
     /// [`Engine::analyze_with`] in an explicit [`Mode`] (say `accurate` for ID photos only).
@@ -231,7 +231,7 @@ impl Engine {
     /// # Errors
     /// As [`Engine::analyze`], without decoding errors.
     pub fn analyze_image(&self, image: &RgbImage, policy: FacePolicy) -> Result<FaceAnalysis> {
-        self.analyze_image_with(image, policy, self.config.mode.techniques())
+        self.analyze_image_with(image, policy, self.config.accuracy.techniques())
     }
 
     /// A photo where no face was found, turned a quarter, three quarters and half a turn: the first
