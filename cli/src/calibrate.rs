@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde_json::{Value, json};
 use wajah::{Calibration, Engine};
 
-use crate::eval::{Pair, score};
+use crate::eval::{Degradation, Pair, score};
 use crate::metrics::{self, threshold_for_fmr};
 
 /// Deterministic xorshift, enough for resampling.
@@ -36,7 +36,7 @@ pub fn run(
     rounds: usize,
     out: &Path,
 ) -> Result<Value> {
-    let scores = score(engine, pairs, source)?;
+    let scores = score(engine, pairs, source, &Degradation::default())?;
     let (genuine, impostor) = (scores.of(true), scores.of(false));
     let mut results = Vec::new();
     let mut rng = Rng(0x5EED_CAFE_F00D_1234);

@@ -8,8 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{Value, json};
-use wajah::{Engine, FacePolicy, Template};
+use wajah::{Engine, FacePolicy, Mode, Template};
 
+use crate::degrade::Degrade;
 use crate::metrics;
 use crate::plot;
 
@@ -116,9 +117,60 @@ fn assign_folds(pairs: &mut [Pair]) {
     }
 }
 
-/// Templates for every distinct photo, in parallel with a progress bar; `Err(code)` for photos
-/// where no face could be used (failure to acquire).
-fn templates(engine: &Engine, files: &[&PathBuf]) -> HashMap<PathBuf, Result<Template, String>> {
+/// The degradation applied to each side of the pairs before analysis (`None`: the photo as it is),
+/// and the mode the A (ID) photos are analysed in (`None`: the engine's).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Degradation {
+    pub a: Option<Degrade>,
+    pub b: Option<Degrade>,
+    pub accuracy_a: Option<Mode>,
+}
+
+/// One photo as analysed: its file and the degradation applied to it.
+type PhotoKey = (PathBuf, Option<Variant>);
+
+/// Which degradation a photo went through: side A's, or side B's when it differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Variant {
+    A,
+    B,
+}
+
+impl Degradation {
+    fn keys(&self, p: &Pair) -> [PhotoKey; 2] {
+        let b = match (self.a, self.b) {
+            (_, None) => None,
+            (Some(a), Some(b)) if a == b && self.accuracy_a.is_none() => Some(Variant::A),
+            (_, Some(_)) => Some(Variant::B),
+        };
+        let a = (self.a.is_some() || self.accuracy_a.is_some()).then_some(Variant::A);
+        [(p.a.clone(), a), (p.b.clone(), b)]
+    }
+
+    fn of(&self, variant: Option<Variant>) -> Option<Degrade> {
+        match variant {
+            None => None,
+            Some(Variant::A) => self.a,
+            Some(Variant::B) => self.b,
+        }
+    }
+
+    /// The name a photo is reported under: its path, and its degradation if any.
+    fn name(&self, key: &PhotoKey) -> String {
+        match self.of(key.1) {
+            Some(d) => format!("{} [{d}]", key.0.display()),
+            None => key.0.display().to_string(),
+        }
+    }
+}
+
+/// Templates and eye distances (photo pixels) for every distinct photo, in parallel with a progress
+/// bar; `Err(code)` for photos where no face could be used (failure to acquire).
+fn templates(
+    engine: &Engine,
+    files: &[&PhotoKey],
+    degradation: &Degradation,
+) -> HashMap<PhotoKey, Result<(Template, f32), String>> {
     let bar = ProgressBar::new(files.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{prefix} {bar:40} {pos}/{len} photos {elapsed}/{eta}")
@@ -127,16 +179,24 @@ fn templates(engine: &Engine, files: &[&PathBuf]) -> HashMap<PathBuf, Result<Tem
     bar.set_prefix("embedding");
     let out = files
         .par_iter()
-        .map(|f| {
-            let result = match std::fs::read(f) {
-                Ok(bytes) => engine
-                    .analyze_with(&bytes, FacePolicy::Largest)
-                    .map(|a| a.template)
-                    .map_err(|e| e.code().to_string()),
-                Err(_) => Err("unreadable".to_string()),
+        .map(|key| {
+            let bytes = std::fs::read(&key.0).map_err(|_| "unreadable".to_string());
+            let bytes = match degradation.of(key.1) {
+                Some(d) => bytes.and_then(|b| d.apply(engine, &b)),
+                None => bytes,
             };
+            let mode = match (key.1, degradation.accuracy_a) {
+                (Some(Variant::A), Some(mode)) => mode,
+                _ => engine.config().accuracy,
+            };
+            let result = bytes.and_then(|b| {
+                engine
+                    .analyze_in(&b, FacePolicy::Largest, mode)
+                    .map(|a| (a.template, a.face.interocular()))
+                    .map_err(|e| e.code().to_string())
+            });
             bar.inc(1);
-            ((*f).clone(), result)
+            ((*key).clone(), result)
         })
         .collect();
     bar.finish_and_clear();
@@ -149,8 +209,10 @@ pub struct Scores {
     pub pairs: Vec<(f32, bool, usize)>,
     /// Distinct photos in the pairs file.
     pub photos: usize,
-    /// Photos where no face could be used (failure to acquire), sorted.
-    pub failed: Vec<String>,
+    /// Photos where no face could be used (failure to acquire), sorted, with the error code.
+    pub failed: Vec<(String, String)>,
+    /// Median eye distance (photo pixels) of the A and of the B photos of the scored pairs.
+    pub eye_distance_median: (f32, f32),
 }
 
 impl Scores {
@@ -162,18 +224,24 @@ impl Scores {
 
 /// Embeds every photo and scores every pair. Refuses when no genuine or no impostor pair is left to
 /// score, in the file or once failures to acquire are removed: no error rate could be measured.
-pub fn score(engine: &Engine, pairs: &[Pair], source: &Path) -> Result<Scores> {
-    let mut files: Vec<&PathBuf> = pairs.iter().flat_map(|p| [&p.a, &p.b]).collect();
+pub fn score(engine: &Engine, pairs: &[Pair], source: &Path, degradation: &Degradation) -> Result<Scores> {
+    let keys: Vec<[PhotoKey; 2]> = pairs.iter().map(|p| degradation.keys(p)).collect();
+    let mut files: Vec<&PhotoKey> = keys.iter().flatten().collect();
     files.sort();
     files.dedup();
-    let templates = templates(engine, &files);
-    let mut failed: Vec<String> =
-        templates.iter().filter(|(_, t)| t.is_err()).map(|(f, _)| f.display().to_string()).collect();
+    let templates = templates(engine, &files, degradation);
+    let mut failed: Vec<(String, String)> = templates
+        .iter()
+        .filter_map(|(k, t)| t.as_ref().err().map(|code| (degradation.name(k), code.clone())))
+        .collect();
     failed.sort();
     let mut scored = Vec::new();
-    for p in pairs {
-        if let (Ok(a), Ok(b)) = (&templates[&p.a], &templates[&p.b]) {
-            scored.push((engine.compare(a, b)?.score.0, p.same, p.fold));
+    let mut eyes = [Vec::new(), Vec::new()];
+    for (p, [a, b]) in pairs.iter().zip(&keys) {
+        if let (Ok(a), Ok(b)) = (&templates[a], &templates[b]) {
+            scored.push((engine.compare(&a.0, &b.0)?.score.0, p.same, p.fold));
+            eyes[0].push(a.1);
+            eyes[1].push(b.1);
         }
     }
     for (same, kind) in [(true, "genuine (same-person)"), (false, "impostor (different-person)")] {
@@ -182,7 +250,7 @@ pub fn score(engine: &Engine, pairs: &[Pair], source: &Path) -> Result<Scores> {
             bail!("{}: no {kind} pairs; error rates need both genuine and impostor pairs", source.display());
         }
         if !scored.iter().any(|s| s.1 == same) {
-            let shown = failed.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            let shown = failed.iter().take(5).map(|f| f.0.clone()).collect::<Vec<_>>().join(", ");
             let more = failed.len().saturating_sub(5);
             bail!(
                 "{}: none of the {labelled} {kind} pairs could be scored: each has a photo where no face \
@@ -192,7 +260,11 @@ pub fn score(engine: &Engine, pairs: &[Pair], source: &Path) -> Result<Scores> {
             );
         }
     }
-    Ok(Scores { pairs: scored, photos: files.len(), failed })
+    let [eyes_a, eyes_b] = eyes.map(|mut v| {
+        v.sort_by(f32::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    });
+    Ok(Scores { pairs: scored, photos: files.len(), failed, eye_distance_median: (eyes_a, eyes_b) })
 }
 
 /// The false match rates at which the report gives the FNMR.
@@ -212,8 +284,9 @@ pub fn run(
     source: &Path,
     out: &Path,
     plots: Option<&Path>,
+    degradation: &Degradation,
 ) -> Result<Value> {
-    let scores = score(engine, pairs, source)?;
+    let scores = score(engine, pairs, source, degradation)?;
     let scored = &scores.pairs;
     let (genuine, impostor) = (scores.of(true), scores.of(false));
     let curve = metrics::roc(&genuine, &impostor);
@@ -256,13 +329,21 @@ pub fn run(
         "genuine_pairs": genuine.len(),
         "impostor_pairs": impostor.len(),
         "photos": scores.photos,
+        "degrade_a": degradation.a.map(|d| d.to_string()),
+        "degrade_b": degradation.b.map(|d| d.to_string()),
+        "accuracy": engine.config().accuracy,
+        "accuracy_a": degradation.accuracy_a.unwrap_or(engine.config().accuracy),
         "failure_to_acquire": scores.failed.len(),
-        "failed_photos": scores.failed,
+        "failure_reasons": reasons(&scores.failed),
+        "failed_photos": scores.failed.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        "failed_photo_reasons": scores.failed.iter().map(|f| json!({ "photo": f.0, "reason": f.1 })).collect::<Vec<_>>(),
         "threshold": engine.threshold(),
         "operating_point": operating,
         "accuracy_at_threshold": metrics::accuracy(&labelled, engine.threshold()),
         "ten_fold": { "accuracy_mean": mean, "accuracy_std": std, "folds": folds },
         "roc_auc": metrics::auc(&curve),
+        "separation": metrics::separation(&genuine, &impostor),
+        "eye_distance_median_px": { "a": scores.eye_distance_median.0, "b": scores.eye_distance_median.1 },
         "eer": eer,
         "fnmr_at_fmr": fnmr_at_fmr,
         "tar_at_far": tar_at_far,
@@ -277,4 +358,13 @@ pub fn run(
         plot::histograms(&dir.join("scores.png"), &genuine, &impostor, engine.threshold())?;
     }
     Ok(report)
+}
+
+/// How many failures to acquire each error code accounts for.
+fn reasons(failed: &[(String, String)]) -> Value {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (_, code) in failed {
+        *counts.entry(code).or_default() += 1;
+    }
+    json!(counts)
 }

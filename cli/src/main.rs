@@ -18,12 +18,14 @@ use wajah::{
 
 mod calibrate;
 mod capture;
+mod degrade;
 mod eval;
 mod liveness;
 mod metrics;
 mod plot;
 mod replay;
 mod reverify;
+mod separation;
 mod synth;
 mod train;
 
@@ -64,6 +66,16 @@ enum Command {
         /// Folder for roc.png, det.png and scores.png.
         #[arg(long)]
         plots: Option<PathBuf>,
+        /// Degrade each pair's A photo before analysis, like an ID-card photo: `scale=0.6,jpeg=40`
+        /// (resize by 0.05..1, then JPEG at quality 1..100).
+        #[arg(long, value_name = "SPEC")]
+        degrade_a: Option<degrade::Degrade>,
+        /// The same for each pair's B photo.
+        #[arg(long, value_name = "SPEC")]
+        degrade_b: Option<degrade::Degrade>,
+        /// Mode for the A (ID) photos only, e.g. `accurate` enrolment against `fast` selfies.
+        #[arg(long, value_enum)]
+        accuracy_a: Option<wajah::Mode>,
     },
     /// Choose thresholds for target false-match rates (bootstrap 95% intervals); writes the first.
     Calibrate {
@@ -183,6 +195,14 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Plot genuine/impostor separation (d') against eye distance from `eval` reports.
+    PlotSeparation {
+        /// `name=report.json,report.json,...`, one line each.
+        #[arg(long = "series", required = true)]
+        series: Vec<separation::Series>,
+        #[arg(long, default_value = "separation.png")]
+        out: PathBuf,
+    },
     /// Maintain a template database (safe while the service runs on it).
     Store {
         /// The database (the server's <data_dir>/templates.db).
@@ -240,9 +260,10 @@ fn main() -> Result<()> {
     let out = match &cli.command {
         Command::Compare { a, b } => compare(&*engine()?, a, b)?,
         Command::Detect { image, draw } => detect(&*engine()?, image, draw.as_deref())?,
-        Command::Eval { pairs: file, root, out, plots } => {
+        Command::Eval { pairs: file, root, out, plots, degrade_a, degrade_b, accuracy_a } => {
             let pairs = eval::read_pairs(file, root)?;
-            eval::run(&*engine()?, &pairs, file, out, plots.as_deref())?
+            let degradation = eval::Degradation { a: *degrade_a, b: *degrade_b, accuracy_a: *accuracy_a };
+            eval::run(&*engine()?, &pairs, file, out, plots.as_deref(), &degradation)?
         }
         Command::Calibrate { pairs: file, root, fmrs, rounds, out } => {
             let pairs = eval::read_pairs(file, root)?;
@@ -292,6 +313,7 @@ fn main() -> Result<()> {
         Command::MakeReplay { photo, count, seed, backgrounds, out } => {
             replay::make_replay(&*engine()?, photo, *count, *seed, backgrounds, out)?
         }
+        Command::PlotSeparation { series, out } => separation::plot(series, out)?,
         Command::Store { store, key, old_keys, action } => {
             let mut keys = vec![TemplateKey::load(key)?];
             for old in old_keys {

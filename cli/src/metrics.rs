@@ -175,6 +175,27 @@ fn next_up(x: f32) -> f32 {
     })
 }
 
+/// Mean and standard deviation of genuine and impostor scores, and the decidability index
+/// d' = |mean_g - mean_i| / sqrt((var_g + var_i) / 2): how far apart the two distributions are.
+pub fn separation(genuine: &[f32], impostor: &[f32]) -> serde_json::Value {
+    let stats = |v: &[f32]| {
+        let n = v.len().max(1) as f64;
+        let mean = v.iter().map(|&s| f64::from(s)).sum::<f64>() / n;
+        let var = v.iter().map(|&s| (f64::from(s) - mean).powi(2)).sum::<f64>() / n;
+        (mean, var)
+    };
+    let ((mg, vg), (mi, vi)) = (stats(genuine), stats(impostor));
+    let spread = ((vg + vi) / 2.0).sqrt();
+    let d_prime = if spread > 0.0 { (mg - mi).abs() / spread } else { f64::INFINITY };
+    serde_json::json!({
+        "genuine_mean": mg,
+        "genuine_std": vg.sqrt(),
+        "impostor_mean": mi,
+        "impostor_std": vi.sqrt(),
+        "d_prime": if d_prime.is_finite() { serde_json::json!(d_prime) } else { serde_json::Value::Null },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

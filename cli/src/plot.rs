@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use crate::metrics::{DetPoint, RocPoint};
 
 /// Registers a system TTF (DejaVu or Liberation, from Debian's font packages) for labels, once.
-fn fonts() {
+pub(crate) fn fonts() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         for path in [
@@ -25,7 +25,7 @@ fn fonts() {
     });
 }
 
-fn err(e: impl std::fmt::Display) -> anyhow::Error {
+pub(crate) fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("plot: {e}")
 }
 

@@ -98,6 +98,9 @@ pub struct FaceAnalysis {
     pub photo_size: (u32, u32),
     /// sha256 of the photo bytes (hex); empty for an already decoded image.
     pub photo_sha256: String,
+    /// Degrees clockwise the photo was turned before its face was found (`accurate` mode retries a
+    /// photo without a face turned; 0 otherwise). `face` is in the turned photo's coordinates.
+    pub rotation: u16,
     /// Time per stage.
     pub timings: Timings,
 }

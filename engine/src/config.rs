@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::accuracy::Mode;
 use crate::decode::DecodeLimits;
 use crate::detect::DetectPolicy;
 use crate::error::{Error, Result};
@@ -103,6 +104,13 @@ pub struct EngineConfig {
         arg(long, value_enum, env = "WAJAH_FACE_POLICY", global = true, required = false)
     )]
     pub face_policy: FacePolicy,
+    /// `fast` (one embedding per face) or `accurate` (the face and its mirror image, smaller faces,
+    /// turned photos); see README, *Accuracy modes*.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_enum, env = "WAJAH_ACCURACY", global = true, required = false)
+    )]
+    pub accuracy: Mode,
     /// Detection resolution policy.
     #[cfg_attr(feature = "clap", arg(skip))]
     pub detect: DetectPolicy,
@@ -143,6 +151,7 @@ impl EngineConfig {
             threshold: None,
             calibration: None,
             face_policy: FacePolicy::Single,
+            accuracy: Mode::Fast,
             detect: DetectPolicy::default(),
             quality: QualityThresholds::default(),
             liveness: LivenessThresholds::default(),

@@ -14,6 +14,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod accuracy;
 mod align;
 mod analysis;
 mod calibration;
@@ -42,6 +43,7 @@ mod similarity;
 mod store;
 mod warp;
 
+pub use accuracy::{ACCURATE_MIN_INTEROCULAR_PX, Mode};
 pub use align::AlignedFace;
 pub use analysis::{Decision, Detection, FaceAnalysis, Timings, Verdict};
 pub use calibration::Calibration;

@@ -98,7 +98,8 @@ impl FaceFinder {
         Ok(faces.into_iter().zip(probabilities).filter(|(_, p)| *p >= min).map(|(f, _)| f).collect())
     }
 
-    /// Decodes `bytes` at the scale detection needs and locates the face to make a template from.
+    /// Decodes `bytes` at the scale detection needs and locates the face to make a template from
+    /// (one with at least `min_iod` pixels between the eyes).
     ///
     /// JPEGs are decoded at a DCT scale (libjpeg's n/8), not in full: up to twice the detection
     /// size at the smallest scale that still covers it; larger ones (phone photos) at a scale of at
@@ -110,7 +111,13 @@ impl FaceFinder {
     /// # Errors
     /// Decoding errors, [`Error::NoFace`], [`Error::MultipleFaces`], [`Error::FaceTooSmall`], or
     /// [`Error::Inference`].
-    pub fn locate(&self, bytes: &[u8], limits: &DecodeLimits, choice: FacePolicy) -> Result<Located> {
+    pub fn locate(
+        &self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+        choice: FacePolicy,
+        min_iod: f32,
+    ) -> Result<Located> {
         let start = Instant::now();
         let (photo_size, _) = decode::probe(bytes, limits)?;
         let (side, long) = (self.policy.max_side as f32, photo_size.0.max(photo_size.1).max(1) as f32);
@@ -132,7 +139,7 @@ impl FaceFinder {
         let centre = Point { x: photo_size.0 as f32 / 2.0, y: photo_size.1 as f32 / 2.0 };
         let mut larger: Option<(Photo, f32)> = None;
         loop {
-            let face = self.select(&faces, choice, centre)?;
+            let face = self.select(&faces, choice, centre, min_iod)?;
             let face_px = face.bbox.width.max(face.bbox.height) * scale;
             if scale >= 1.0 || face_px >= wanted {
                 return Ok(Located { photo, scale, photo_size, face, faces_found, decode_ms, detect_ms });
@@ -173,14 +180,14 @@ impl FaceFinder {
         }
     }
 
-    /// Picks the face to use. Faces too small to recognise do not count as "another face". Of
+    /// Picks the face to use. Faces with eyes closer than `min` pixels are too small to recognise
+    /// and do not count as "another face". Of
     /// several usable faces, the main one (see [`FacePolicy::Largest`]) for a photo centred on
     /// `centre`.
     ///
     /// # Errors
     /// [`Error::NoFace`], [`Error::FaceTooSmall`], or [`Error::MultipleFaces`].
-    pub fn select(&self, faces: &[Face], choice: FacePolicy, centre: Point) -> Result<Face> {
-        let min = self.quality.min_interocular_px;
+    pub fn select(&self, faces: &[Face], choice: FacePolicy, centre: Point, min: f32) -> Result<Face> {
         if faces.is_empty() {
             return Err(Error::NoFace);
         }

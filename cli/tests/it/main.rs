@@ -5,6 +5,7 @@ use std::process::Command;
 
 mod capture;
 mod closed_pipe;
+mod degrade;
 mod eval;
 mod liveness;
 mod reverify;

@@ -315,7 +315,7 @@ impl Engine {
         let analyses: Vec<FaceAnalysis> = frames
             .par_iter()
             .enumerate()
-            .map(|(k, bytes)| self.analyze_checked(bytes, policy, k == 0))
+            .map(|(k, bytes)| self.analyze_checked(bytes, policy, self.config().accuracy, k == 0))
             .collect::<Result<_>>()?;
         let t = self.config().liveness;
         let fingerprints: Vec<(String, Vec<f32>)> =

@@ -2,6 +2,7 @@
 //!
 //! Model-backed tests need `make setup` (the README's test command runs it first).
 
+mod accuracy;
 mod capture;
 mod decode;
 mod duplicates;

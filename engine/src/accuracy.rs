@@ -1,0 +1,86 @@
+//! [`Mode`]: what the engine spends to get more out of a photo. `fast` makes one template from the
+//! aligned face as detected; `accurate` adds the mirror image's embedding (flip test-time
+//! augmentation), makes templates of smaller faces, and turns a photo without a face.
+//!
+//! The figures behind each choice are in README (*Accuracy modes*).
+
+use image::RgbImage;
+use image::imageops::{flip_horizontal, rotate90, rotate180, rotate270};
+use serde::{Deserialize, Serialize};
+
+use crate::align::AlignedFace;
+use crate::error::{Error, Result};
+
+/// How much work a template gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// One embedding per face; faces below `min_interocular_px` are refused (`face_too_small`).
+    #[default]
+    Fast,
+    /// The face and its mirror image embedded and averaged (two recogniser runs per photo); faces
+    /// down to [`ACCURATE_MIN_INTEROCULAR_PX`] between the eyes are used (still flagged
+    /// `face_too_small`); a photo without a face is tried again turned 90, 270 and 180 degrees.
+    Accurate,
+}
+
+/// The smallest eye distance `accurate` makes a template from.
+pub const ACCURATE_MIN_INTEROCULAR_PX: f32 = 12.0;
+
+/// What a mode does, one switch per technique.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Techniques {
+    /// Average the embeddings of the face and its mirror image.
+    pub flip: bool,
+    /// Smallest eye distance a template is made from; `None`: the capture checks' minimum.
+    pub min_interocular_px: Option<f32>,
+    /// A photo without a face is tried again turned by 90, 270 and 180 degrees.
+    pub retry_rotated: bool,
+    /// Run the occlusion checks (a liveness frame other than the straight one skips them).
+    pub occlusion: bool,
+}
+
+impl Mode {
+    pub(crate) fn techniques(self) -> Techniques {
+        match self {
+            Mode::Fast => {
+                Techniques { flip: false, min_interocular_px: None, retry_rotated: false, occlusion: true }
+            }
+            Mode::Accurate => Techniques {
+                flip: true,
+                min_interocular_px: Some(ACCURATE_MIN_INTEROCULAR_PX),
+                retry_rotated: true,
+                occlusion: true,
+            },
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "fast" => Ok(Mode::Fast),
+            "accurate" => Ok(Mode::Accurate),
+            other => Err(format!("mode {other:?} is not `fast` or `accurate`")),
+        }
+    }
+}
+
+/// The aligned face's mirror image (left and right swapped; the recogniser's template is symmetric).
+pub(crate) fn mirrored(face: &AlignedFace) -> Result<AlignedFace> {
+    face.with_image(flip_horizontal(face.image()))
+        .ok_or_else(|| Error::Inference("mirror image of another size".into()))
+}
+
+/// `image` turned clockwise by `degrees` (90, 180 or 270; anything else: unturned).
+pub(crate) fn rotated(image: &RgbImage, degrees: u16) -> RgbImage {
+    match degrees {
+        90 => rotate90(image),
+        180 => rotate180(image),
+        270 => rotate270(image),
+        _ => image.clone(),
+    }
+}
