@@ -57,7 +57,7 @@ pub use gallery::{Candidate, Enrolled, Gallery, Identification, Verification};
 pub use index::{CompactIndex, FaceIndex, IndexConfig, IndexKind, Match};
 pub use liveness::{
     FrameReport, Liveness, LivenessReason, LivenessReport, LivenessThresholds, PresentationAttackDetector,
-    SeenFrames, Step, challenge_steps, nose_shift,
+    SameFrame, SeenFrames, Step, challenge_steps, nose_shift,
 };
 pub use locate::FaceQuery;
 pub use manifest::{

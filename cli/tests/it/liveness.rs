@@ -21,7 +21,7 @@ fn eval_liveness_reports_bpcer_and_apcer_per_species() {
         .expect("runs");
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).expect("report")).expect("json");
-    // Measured with --per-sequence 16: BPCER 0 of 15; at most 4 of 240 tilted cards accepted.
+    // Measured with --per-sequence 16: BPCER 0 of 15; 4 of 240 tilted cards accepted, no other attack.
     assert_eq!(r["bona_fide"]["sequences"], 15, "{r}");
     assert!(r["bona_fide"]["bpcer"].as_f64().expect("bpcer") <= 0.07, "{}", r["bona_fide"]);
     for species in
@@ -29,7 +29,7 @@ fn eval_liveness_reports_bpcer_and_apcer_per_species() {
     {
         let s = &r["attacks"][species];
         assert!(s["attacks"].as_u64().expect("count") >= 10, "{species}: {s}");
-        let bound = if species == "tilted_card" || species == "replayed_session" { 0.07 } else { 0.0 };
+        let bound = if species == "tilted_card" { 0.07 } else { 0.0 };
         assert!(s["apcer"].as_f64().expect("apcer") <= bound, "{species}: {s}");
     }
     assert!(std::fs::metadata(&plot).expect("plot written").len() > 1000);

@@ -35,7 +35,7 @@ use crate::quality::{CaptureMode, QualityIssue};
 use crate::similarity::dot;
 
 pub use parallax::nose_shift;
-pub use seen::SeenFrames;
+pub use seen::{SameFrame, SeenFrames};
 
 /// One pose asked of the citizen. Left and right are the citizen's own: turning to their left
 /// moves the nose towards the photo's right (yaw > 0) in a camera photo, which is not mirrored.
@@ -134,6 +134,12 @@ pub struct LivenessThresholds {
     pub min_parallax: f32,
     /// Two aligned faces at least this similar (appearance descriptor) are the same capture.
     pub max_same_face: f32,
+    /// A frame at least this similar to one of an earlier accepted session, at the same pose
+    /// (within `seen_pose_deg`), is that frame re-encoded. Real sessions of one person on one
+    /// background reached 0.881 here.
+    pub max_seen_face: f32,
+    /// See `max_seen_face`, in degrees per angle.
+    pub seen_pose_deg: f32,
     /// Every frame scores at least this against the straight frame: one person, seconds apart,
     /// so stricter than the match threshold (real sequences: 0.53 and above).
     pub min_frame_similarity: f32,
@@ -147,6 +153,8 @@ impl Default for LivenessThresholds {
             look_up_min_pitch_deg: 4.0,
             min_parallax: 0.02,
             max_same_face: 0.97,
+            max_seen_face: 0.9,
+            seen_pose_deg: 1.5,
             min_frame_similarity: 0.45,
         }
     }
@@ -164,6 +172,8 @@ impl LivenessThresholds {
             ("look_up_min_pitch_deg", self.look_up_min_pitch_deg, 90.0),
             ("min_parallax", self.min_parallax, 1.0),
             ("max_same_face", self.max_same_face, 1.0),
+            ("max_seen_face", self.max_seen_face, 1.0),
+            ("seen_pose_deg", self.seen_pose_deg, 90.0),
             ("min_frame_similarity", self.min_frame_similarity, 1.0),
         ] {
             if !(0.0..=max).contains(&v) {
@@ -275,14 +285,14 @@ pub struct Liveness {
     pub report: LivenessReport,
     /// The straight frame's analysis.
     pub frontal: FaceAnalysis,
-    /// sha256 and appearance descriptor of every frame, to remember an accepted session by.
-    pub fingerprints: Vec<(String, Vec<f32>)>,
+    /// sha256, appearance descriptor and pose of every frame, to remember an accepted session by.
+    pub fingerprints: Vec<(String, Vec<f32>, HeadPose)>,
 }
 
 impl Liveness {
     /// Remembers this session's frames in `seen` (call once it is accepted).
     pub fn remember_in(&self, seen: &SeenFrames) {
-        seen.remember(self.fingerprints.iter().map(|(s, a)| (s.as_str(), a.as_slice())));
+        seen.remember(self.fingerprints.iter().map(|(s, a, p)| (s.as_str(), a.as_slice(), *p)));
     }
 }
 
@@ -318,8 +328,10 @@ impl Engine {
             .map(|(k, bytes)| self.analyze_checked(bytes, policy, self.config().accuracy, k == 0))
             .collect::<Result<_>>()?;
         let t = self.config().liveness;
-        let fingerprints: Vec<(String, Vec<f32>)> =
-            analyses.iter().map(|a| (a.photo_sha256.clone(), appearance(a.aligned.image()))).collect();
+        let fingerprints: Vec<(String, Vec<f32>, HeadPose)> = analyses
+            .iter()
+            .map(|a| (a.photo_sha256.clone(), appearance(a.aligned.image()), a.quality.pose))
+            .collect();
         let mut reasons = Vec::new();
         let mut reason = |r: LivenessReason| {
             if !reasons.contains(&r) {
@@ -354,14 +366,19 @@ impl Engine {
                 quality_score: a.quality.quality_score,
             });
         }
-        for (i, (sha_i, app_i)) in fingerprints.iter().enumerate() {
+        let same_frame = SameFrame {
+            appearance: t.max_same_face,
+            close_appearance: t.max_seen_face,
+            pose_deg: t.seen_pose_deg,
+        };
+        for (i, (sha_i, app_i, pose_i)) in fingerprints.iter().enumerate() {
             let same = fingerprints[i + 1..]
                 .iter()
-                .any(|(sha_j, app_j)| sha_i == sha_j || dot(app_i, app_j) >= t.max_same_face);
+                .any(|(sha_j, app_j, _)| sha_i == sha_j || dot(app_i, app_j) >= t.max_same_face);
             if same {
                 reason(LivenessReason::IdenticalFrames);
             }
-            if seen.is_some_and(|s| s.contains(sha_i, app_i, t.max_same_face)) {
+            if seen.is_some_and(|s| s.contains(sha_i, app_i, pose_i, same_frame)) {
                 reason(LivenessReason::ReplayedFrames);
             }
         }
