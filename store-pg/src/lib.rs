@@ -134,17 +134,8 @@ impl TemplateStore for PostgresStore {
         let mut outcomes = Vec::with_capacity(enrollments.len());
         for e in enrollments {
             let existing = Self::find(&mut tx, &self.keys.lookups(&e.subject), true)?;
-            let outcome = match &existing {
-                Some(old) => {
-                    let before = self.keys.open(old)?;
-                    if before.template.model == e.template.model && before.photo_sha256 == e.photo_sha256 {
-                        Upsert::Unchanged
-                    } else {
-                        Upsert::Replaced
-                    }
-                }
-                None => Upsert::Created,
-            };
+            let before = existing.as_ref().map(|old| self.keys.open(old)).transpose()?;
+            let outcome = Upsert::between(before.as_ref(), e);
             if outcome != Upsert::Unchanged {
                 let now = now_ms();
                 let created = existing.as_ref().map_or(now, |old| old.created_ms);

@@ -37,6 +37,18 @@ pub struct Enrollment {
 }
 
 impl Upsert {
+    /// What storing `new` over `before` (the subject's current enrolment, if any) does: unchanged
+    /// for the same model and photo, replaced otherwise, created when there was none.
+    pub fn between(before: Option<&Enrollment>, new: &Enrollment) -> Self {
+        match before {
+            Some(b) if b.template.model == new.template.model && b.photo_sha256 == new.photo_sha256 => {
+                Upsert::Unchanged
+            }
+            Some(_) => Upsert::Replaced,
+            None => Upsert::Created,
+        }
+    }
+
     /// `"created"`, `"replaced"` or `"unchanged"`, as serialised.
     pub fn as_str(self) -> &'static str {
         match self {

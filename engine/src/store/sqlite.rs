@@ -261,17 +261,8 @@ impl TemplateStore for SqliteStore {
         for e in enrollments {
             let existing = self.find(&tx, &e.subject)?;
             let now = now_ms();
-            let outcome = match &existing {
-                Some(old) => {
-                    let before = self.keys.open(old)?;
-                    if before.template.model == e.template.model && before.photo_sha256 == e.photo_sha256 {
-                        Upsert::Unchanged
-                    } else {
-                        Upsert::Replaced
-                    }
-                }
-                None => Upsert::Created,
-            };
+            let before = existing.as_ref().map(|old| self.keys.open(old)).transpose()?;
+            let outcome = Upsert::between(before.as_ref(), e);
             if outcome != Upsert::Unchanged {
                 let created = existing.as_ref().map_or(now, |old| old.created_ms);
                 if let Some(old) = &existing {
