@@ -218,9 +218,15 @@ pub fn eval_liveness(
         let (n, accepted, reasons) =
             tally(&mut attack_results.iter().filter(|(s, _)| *s == name).map(|(_, r)| r));
         let apcer = if n > 0 { accepted as f64 / n as f64 } else { f64::NAN };
+        // The accepted attacks frame by frame: what an attack that passes looks like.
+        let passed: Vec<Value> = attack_results
+            .iter()
+            .filter(|(s, r)| *s == name && live(r))
+            .map(|(_, r)| json!({ "frames": frames_of(r) }))
+            .collect();
         species.insert(
             name.into(),
-            json!({ "attacks": n, "accepted": accepted, "apcer": apcer, "reasons": reasons }),
+            json!({ "attacks": n, "accepted": accepted, "apcer": apcer, "reasons": reasons, "passed": passed }),
         );
     }
     // Parallax of moved frames: bona fide against the flat card.
@@ -232,9 +238,44 @@ pub fn eval_liveness(
     let bona_parallax: Vec<f32> = bona_results.iter().flat_map(|(_, r)| moved(r)).collect();
     let card_parallax: Vec<f32> =
         attack_results.iter().filter(|(s, _)| *s == "tilted_card").flat_map(|(_, r)| moved(r)).collect();
+    // Every moved frame as (step, yaw and pitch change from the straight frame, parallax), for
+    // studying the bounds.
+    let raw = |r: &Outcome| -> Vec<Value> {
+        r.as_ref()
+            .map(|l| {
+                let first = &l.report.frames[0].pose;
+                l.report
+                    .frames
+                    .iter()
+                    .skip(1)
+                    .map(|f| {
+                        json!([
+                            f.step,
+                            f.pose.yaw_deg - first.yaw_deg,
+                            f.pose.pitch_deg - first.pitch_deg,
+                            f.parallax,
+                            f.plane_fit
+                        ])
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let bona_raw: Vec<Value> = bona_results.iter().flat_map(|(_, r)| raw(r)).collect();
+    let card_raw: Vec<Value> =
+        attack_results.iter().filter(|(s, _)| *s == "tilted_card").flat_map(|(_, r)| raw(r)).collect();
     let thresholds = engine.config().liveness;
+    let fits = |r: &Outcome| -> Vec<f32> {
+        r.as_ref()
+            .map(|l| l.report.frames.iter().skip(1).filter_map(|f| f.plane_fit).collect())
+            .unwrap_or_default()
+    };
+    let bona_fits: Vec<f32> = bona_results.iter().flat_map(|(_, r)| fits(r)).collect();
+    let card_fits: Vec<f32> =
+        attack_results.iter().filter(|(s, _)| *s == "tilted_card").flat_map(|(_, r)| fits(r)).collect();
     if let Some(path) = plot {
         crate::plot::parallax(path, &bona_parallax, &card_parallax, thresholds.min_parallax)?;
+        crate::plot::plane_fit(&plane_plot_path(path), &bona_fits, &card_fits, thresholds.max_plane_fit)?;
     }
     let quantiles = |v: &[f32]| {
         let mut v = v.to_vec();
@@ -252,18 +293,40 @@ pub fn eval_liveness(
         "bona_fide": {
             "sequences": bn, "rejected": bn - baccepted, "bpcer": bpcer, "reasons": breasons,
             "each": bona_results.iter().map(|(name, r)| json!({
-                "sequence": name, "live": live(r), "reasons": reasons_of(r),
-                "frames": r.as_ref().map(|l| l.report.frames.iter().map(|f| json!({
-                    "step": f.step, "reached": f.reached, "yaw": f.pose.yaw_deg, "pitch": f.pose.pitch_deg,
-                    "identity_score": f.identity_score, "parallax": f.parallax,
-                })).collect::<Vec<_>>()).unwrap_or_default(),
+                "sequence": name, "live": live(r), "reasons": reasons_of(r), "frames": frames_of(r),
             })).collect::<Vec<_>>(),
         },
         "attacks": species,
-        "parallax": { "bona_fide_moved_frames": quantiles(&bona_parallax), "tilted_card_moved_frames": quantiles(&card_parallax) },
+        "plane_fit": { "bona_fide_moved_frames": quantiles(&bona_fits), "tilted_card_moved_frames": quantiles(&card_fits) },
+        "parallax": { "bona_fide_moved_frames": quantiles(&bona_parallax), "tilted_card_moved_frames": quantiles(&card_parallax),
+            "moved_frames": { "columns": ["step", "yaw_change", "pitch_change", "parallax", "plane_fit"], "bona_fide": bona_raw, "tilted_card": card_raw } },
         "seed": seed,
         "per_sequence": per_sequence,
     }))
+}
+
+/// The plane-fit plot beside the parallax plot: `parallax.png` -> `parallax_plane_fit.png`.
+pub fn plane_plot_path(parallax: &Path) -> PathBuf {
+    let stem = parallax.file_stem().map_or("liveness".into(), |s| s.to_string_lossy().into_owned());
+    parallax.with_file_name(format!("{stem}_plane_fit.png"))
+}
+
+/// Each frame's step, pose, identity score and parallax.
+fn frames_of(r: &Outcome) -> Vec<Value> {
+    r.as_ref()
+        .map(|l| {
+            l.report
+                .frames
+                .iter()
+                .map(|f| {
+                    json!({
+                        "step": f.step, "reached": f.reached, "yaw": f.pose.yaw_deg, "pitch": f.pose.pitch_deg,
+                        "identity_score": f.identity_score, "parallax": f.parallax, "plane_fit": f.plane_fit,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn check(engine: &Engine, a: &Attempt, mode: CaptureMode, seen: Option<&SeenFrames>) -> Outcome {

@@ -161,6 +161,7 @@ enum Command {
         mode: wajah::CaptureMode,
         #[arg(long, default_value = "liveness-report.json")]
         out: PathBuf,
+        /// Parallax histogram (PNG); the plane-fit histogram goes beside it (`<stem>_plane_fit.png`).
         #[arg(long)]
         plot: Option<PathBuf>,
     },

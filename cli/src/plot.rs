@@ -186,6 +186,20 @@ pub fn parallax(path: &Path, bona_fide: &[f32], card: &[f32], bound: f32) -> Res
     )
 }
 
+/// Plane fit of moved frames against the straight one: real head turns against a turned flat card.
+pub fn plane_fit(path: &Path, bona_fide: &[f32], card: &[f32], bound: f32) -> Result<()> {
+    let caption = "Plane fit: real head turns (green) vs a turned flat card (red)";
+    two_histograms(
+        path,
+        caption,
+        ("correlation after the best homography", "share of moved frames"),
+        (0.5, 1.0),
+        bona_fide,
+        card,
+        bound,
+    )
+}
+
 /// Two normalised histograms over `range` (green `good`, red `bad`) and a vertical line at `line`.
 fn two_histograms(
     path: &Path,

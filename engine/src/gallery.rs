@@ -312,7 +312,17 @@ impl Gallery {
             return Err(Error::InvalidArgument("k must be at least 1".into()));
         }
         let threshold = self.engine.threshold();
-        let matches = self.read_index()?.search(&template.embedding, k)?;
+        // A compact index's shortlist is rescored with the templates decrypted from the store (a
+        // row that cannot be read keeps its int8 score, within a hundredth of the exact one).
+        let model = self.engine.model_id();
+        let exact = |subject: &str| {
+            let enrolled = self.store.get(subject, model).ok()?;
+            Some(crate::similarity::dot(
+                template.embedding.as_slice(),
+                enrolled.template.embedding.as_slice(),
+            ))
+        };
+        let matches = self.read_index()?.search_rescored(&template.embedding, k, exact)?;
         Ok(matches
             .into_iter()
             .map(|m| Candidate { subject: m.subject, decision: Decision::new(m.score, threshold) })

@@ -1,7 +1,10 @@
 //! 1:N at millions: the int8 [`CompactIndex`] against exact f32 search, on a gallery that scores
 //! like real faces.
 //!
-//! `cargo run --release -p wajah-benches --bin gallery -- 10000000 [queries]`
+//! `cargo run --release -p wajah-benches --bin gallery -- 10000000 [queries] [hnsw M EF_CONSTRUCTION]`
+//!
+//! With `hnsw`, the same gallery also goes into an HNSW [`FaceIndex`] (f32 vectors and the graph),
+//! queried on one thread at several `ef_search` values.
 //!
 //! The gallery is the real templates of `testdata/identities` plus generated ones: each generated
 //! person is a random unit direction mixed with one direction all faces share (so that different
@@ -14,7 +17,7 @@
 use std::time::Instant;
 
 use rayon::prelude::*;
-use wajah::{CompactIndex, Engine, EngineConfig, FacePolicy};
+use wajah::{CompactIndex, Embedding, Engine, EngineConfig, FaceIndex, FacePolicy, IndexConfig, IndexKind};
 
 const DIM: usize = 128;
 const SHORTLIST: usize = 100;
@@ -194,7 +197,6 @@ fn main() -> anyhow::Result<()> {
     }
     times.sort_by(f64::total_cmp);
     exact_times.sort_by(f64::total_cmp);
-    let pct = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
     println!(
         "int8 scan + f32 rescoring of {SHORTLIST}, top-10, {} threads: p50 {:.1} ms, p99 {:.1} ms; exact f32 scan p50 {:.1} ms",
         rayon::current_num_threads(),
@@ -208,5 +210,74 @@ fn main() -> anyhow::Result<()> {
         hit10 as f64 / (10 * probes.len()) as f64,
         probes.len()
     );
+    if args.get(3).map(String::as_str) == Some("hnsw") {
+        let links: usize = args.get(4).map_or(Ok(16), |a| a.parse())?;
+        let ef_construction: usize = args.get(5).map_or(Ok(100), |a| a.parse())?;
+        drop(index);
+        hnsw(&exact, &probes, links, ef_construction)?;
+    }
+    Ok(())
+}
+
+fn pct(v: &[f64], p: f64) -> f64 {
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// The exact top 10 rows for `q`.
+fn exact_top10(exact: &[f32], q: &[f32]) -> Vec<usize> {
+    let mut want: Vec<(usize, f32)> =
+        exact.par_chunks(DIM).enumerate().map(|(r, v)| (r, dot(q, v))).collect();
+    want.select_nth_unstable_by(9, |a, b| b.1.total_cmp(&a.1));
+    want.truncate(10);
+    want.sort_by(|a, b| b.1.total_cmp(&a.1));
+    want.into_iter().map(|w| w.0).collect()
+}
+
+/// HNSW over the same gallery: build time and memory on every thread, then one-thread queries.
+fn hnsw(exact: &[f32], probes: &[Vec<f32>], links: usize, ef_construction: usize) -> anyhow::Result<()> {
+    let config = IndexConfig {
+        kind: IndexKind::Hnsw,
+        max_connections: links,
+        ef_construction,
+        ..IndexConfig::default()
+    };
+    let rss0 = rss_mib();
+    let t = Instant::now();
+    let mut index = FaceIndex::new(DIM, config)?;
+    let entries = exact
+        .chunks_exact(DIM)
+        .enumerate()
+        .map(|(row, v)| Ok((row.to_string(), Embedding::from_raw(v.to_vec())?)))
+        .collect::<wajah::Result<Vec<_>>>()?;
+    index.insert_many(entries)?;
+    println!(
+        "hnsw M {links}, ef_construction {ef_construction}: built in {:.1} s on {} threads, RSS +{:.0} MiB ({:.0} bytes per entry)",
+        t.elapsed().as_secs_f64(),
+        rayon::current_num_threads(),
+        rss_mib() - rss0,
+        (rss_mib() - rss0) * 1048576.0 / index.len() as f64
+    );
+    let wants: Vec<Vec<usize>> = probes.iter().map(|q| exact_top10(exact, q)).collect();
+    for ef in [32, 64, 128, 256] {
+        index.set_ef_search(ef)?;
+        let (mut hit1, mut hit10, mut times) = (0usize, 0usize, Vec::new());
+        for (q, want) in probes.iter().zip(&wants) {
+            let query = Embedding::from_raw(q.clone())?;
+            let t = Instant::now();
+            let got = index.search(&query, 10)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            let rows: Vec<usize> = got.iter().filter_map(|m| m.subject.parse().ok()).collect();
+            hit1 += usize::from(rows.first() == want.first());
+            hit10 += want.iter().filter(|w| rows.contains(w)).count();
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "hnsw ef_search {ef}, top-10, one thread: p50 {:.3} ms, p99 {:.3} ms; recall@1 {:.4}, recall@10 {:.4}",
+            pct(&times, 0.5),
+            pct(&times, 0.99),
+            hit1 as f64 / probes.len() as f64,
+            hit10 as f64 / (10 * probes.len()) as f64
+        );
+    }
     Ok(())
 }

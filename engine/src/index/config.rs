@@ -19,6 +19,9 @@ pub enum IndexKind {
     Exact,
     /// Always HNSW.
     Hnsw,
+    /// int8 codes only (144 bytes per entry, for tens of millions): a parallel scan of the codes,
+    /// then the best `rescore` rescored exactly from the store. Subjects must be numbers (NIKs).
+    Compact,
 }
 
 /// Index settings, validated before `hnsw_rs` sees them (it exits the process on some bad values).
@@ -37,6 +40,8 @@ pub struct IndexConfig {
     pub ef_search: usize,
     /// Rebuild when this fraction of entries are tombstones, in (0, 1].
     pub rebuild_ratio: f32,
+    /// With `Compact`, how many of the best int8 scores are rescored exactly, 1..=10000.
+    pub rescore: usize,
 }
 
 impl Default for IndexConfig {
@@ -48,6 +53,7 @@ impl Default for IndexConfig {
             ef_construction: 200,
             ef_search: 128,
             rebuild_ratio: 0.2,
+            rescore: 100,
         }
     }
 }
@@ -70,6 +76,9 @@ impl IndexConfig {
         }
         if self.ef_search == 0 || self.ef_search > MAX_EF {
             return bad(format!("ef_search {} is outside 1..={MAX_EF}", self.ef_search));
+        }
+        if self.rescore == 0 || self.rescore > MAX_EF {
+            return bad(format!("rescore {} is outside 1..={MAX_EF}", self.rescore));
         }
         if !(self.rebuild_ratio > 0.0 && self.rebuild_ratio <= 1.0) {
             return bad(format!("rebuild_ratio {} is outside (0, 1]", self.rebuild_ratio));

@@ -14,8 +14,13 @@ impl FaceIndex {
     /// Writes the live entries (ids and vectors) to `path`; the graph is rebuilt on load.
     ///
     /// # Errors
-    /// [`Error::Io`].
+    /// [`Error::Io`]; [`Error::Index`] for a compact index.
     pub fn save(&self, path: &Path) -> Result<()> {
+        if self.is_compact() {
+            return Err(Error::Index(
+                "a compact index holds no full vectors to save; it is filled from the store".into(),
+            ));
+        }
         let tmp = path.with_extension("part");
         {
             let mut w = BufWriter::new(std::fs::File::create(&tmp)?);

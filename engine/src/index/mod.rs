@@ -1,4 +1,5 @@
-//! 1:N search over enrolled templates: [`FaceIndex`], exact for small galleries, HNSW for large ones.
+//! 1:N search over enrolled templates: [`FaceIndex`], exact for small galleries, HNSW for large ones,
+//! int8 codes with exact rescoring ([`CompactIndex`]) for tens of millions.
 //!
 //! This is the only module that touches `hnsw_rs`. Scores are similarities (higher = closer);
 //! HNSW's distances (`1 - dot`) are converted here. Removal leaves a tombstone; the graph is rebuilt
@@ -54,6 +55,19 @@ pub struct FaceIndex {
     vectors: Vec<f32>,
     removed: HashSet<usize>,
     graph: Option<Hnsw<'static, f32, UnitDot>>,
+    /// With [`IndexKind::Compact`], every entry lives here alone (keyed by the subject's number).
+    compact: Option<CompactIndex>,
+}
+
+/// A subject's number in a compact index: 1 to 19 digits, no leading zero (a NIK is 16).
+fn subject_number(subject: &str) -> Result<u64> {
+    let digits = !subject.is_empty() && subject.len() <= 19 && subject.bytes().all(|b| b.is_ascii_digit());
+    match subject.parse::<u64>() {
+        Ok(n) if digits && n.to_string() == subject => Ok(n),
+        _ => Err(Error::InvalidArgument(format!(
+            "a compact index keys subjects by number (a NIK); {subject:?} is not one"
+        ))),
+    }
 }
 
 impl FaceIndex {
@@ -74,17 +88,35 @@ impl FaceIndex {
             vectors: Vec::new(),
             removed: HashSet::new(),
             graph: None,
+            compact: (config.kind == IndexKind::Compact).then(|| CompactIndex::new(dim)),
         })
     }
 
     /// Number of live entries.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.compact.as_ref().map_or(self.slots.len(), CompactIndex::len)
     }
 
     /// True when there is no live entry.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.len() == 0
+    }
+
+    /// True when entries are int8 codes whose scores are rescored by the caller
+    /// ([`FaceIndex::search_rescored`]).
+    pub fn is_compact(&self) -> bool {
+        self.compact.is_some()
+    }
+
+    /// Sets the candidates examined per HNSW query (`IndexConfig::ef_search`) without a rebuild.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `ef` is out of range; nothing changes then.
+    pub fn set_ef_search(&mut self, ef: usize) -> Result<()> {
+        let config = IndexConfig { ef_search: ef, ..self.config };
+        config.validate()?;
+        self.config = config;
+        Ok(())
     }
 
     /// True when searches go through the HNSW graph.
@@ -94,7 +126,7 @@ impl FaceIndex {
 
     fn wants_hnsw(&self) -> bool {
         match self.config.kind {
-            IndexKind::Exact => false,
+            IndexKind::Exact | IndexKind::Compact => false,
             IndexKind::Hnsw => true,
             IndexKind::Auto => self.len() >= self.config.hnsw_from,
         }
@@ -125,6 +157,14 @@ impl FaceIndex {
         for (_, e) in &entries {
             self.check(e)?;
         }
+        if let Some(compact) = &mut self.compact {
+            let numbered = entries
+                .iter()
+                .map(|(subject, e)| Ok((subject_number(subject)?, e.as_slice())))
+                .collect::<Result<Vec<_>>>()?;
+            compact.upsert_many(numbered);
+            return Ok(());
+        }
         let first_new = self.subjects.len();
         for (subject, embedding) in entries {
             if let Some(old) = self.slots.remove(&subject) {
@@ -144,6 +184,9 @@ impl FaceIndex {
 
     /// Removes a subject; false if it was not there.
     pub fn remove(&mut self, subject: &str) -> bool {
+        if let Some(compact) = &mut self.compact {
+            return subject_number(subject).is_ok_and(|n| compact.remove(n));
+        }
         let Some(slot) = self.slots.remove(subject) else { return false };
         self.removed.insert(slot);
         self.maintain();
@@ -205,10 +248,33 @@ impl FaceIndex {
     /// # Errors
     /// [`Error::DimensionMismatch`].
     pub fn search(&self, query: &Embedding, k: usize) -> Result<Vec<Match>> {
+        self.search_rescored(query, k, |_| None)
+    }
+
+    /// As [`FaceIndex::search`], with a compact index's shortlist rescored by `exact(subject)`
+    /// (the similarity to the subject's full template, `None` to keep the int8 score). Other kinds
+    /// hold full vectors and never call it.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`].
+    pub fn search_rescored(
+        &self,
+        query: &Embedding,
+        k: usize,
+        exact: impl Fn(&str) -> Option<f32> + Sync,
+    ) -> Result<Vec<Match>> {
         self.check(query)?;
         let k = k.min(self.len());
         if k == 0 {
             return Ok(Vec::new());
+        }
+        if let Some(compact) = &self.compact {
+            let found = compact
+                .search(query.as_slice(), k, self.config.rescore, |row| exact(&compact.id(row).to_string()));
+            return Ok(found
+                .into_iter()
+                .map(|(row, score)| Match { subject: compact.id(row).to_string(), score: Score(score) })
+                .collect());
         }
         let live = |slot: usize| !self.removed.contains(&slot);
         let mut hits: Vec<(usize, f32)> = match &self.graph {

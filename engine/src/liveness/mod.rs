@@ -20,6 +20,7 @@
 //! attestation.
 
 mod parallax;
+mod plane;
 mod seen;
 
 use rayon::prelude::*;
@@ -35,6 +36,7 @@ use crate::quality::{CaptureMode, QualityIssue};
 use crate::similarity::dot;
 
 pub use parallax::nose_shift;
+pub use plane::plane_fit;
 pub use seen::{SameFrame, SeenFrames};
 
 /// One pose asked of the citizen. Left and right are the citizen's own: turning to their left
@@ -132,6 +134,9 @@ pub struct LivenessThresholds {
     pub look_up_min_pitch_deg: f32,
     /// Every moved frame shows at least this nose parallax, in eye distances.
     pub min_parallax: f32,
+    /// No moved frame's face is explained by one homography of the straight frame's this well
+    /// (correlation after the best homography, [`plane_fit`]).
+    pub max_plane_fit: f32,
     /// Two aligned faces at least this similar (appearance descriptor) are the same capture.
     pub max_same_face: f32,
     /// A frame at least this similar to one of an earlier accepted session, at the same pose
@@ -152,6 +157,7 @@ impl Default for LivenessThresholds {
             turn_min_yaw_deg: 8.0,
             look_up_min_pitch_deg: 4.0,
             min_parallax: 0.02,
+            max_plane_fit: 0.98,
             max_same_face: 0.97,
             max_seen_face: 0.9,
             seen_pose_deg: 1.5,
@@ -171,6 +177,7 @@ impl LivenessThresholds {
             ("turn_min_yaw_deg", self.turn_min_yaw_deg, 90.0),
             ("look_up_min_pitch_deg", self.look_up_min_pitch_deg, 90.0),
             ("min_parallax", self.min_parallax, 1.0),
+            ("max_plane_fit", self.max_plane_fit, 1.0),
             ("max_same_face", self.max_same_face, 1.0),
             ("max_seen_face", self.max_seen_face, 1.0),
             ("seen_pose_deg", self.seen_pose_deg, 90.0),
@@ -261,6 +268,9 @@ pub struct FrameReport {
     /// Nose parallax against the straight frame along the step's turn, in eye distances (absent
     /// for the straight step).
     pub parallax: Option<f32>,
+    /// Correlation of its face with the straight frame's after the best homography (absent for the
+    /// straight step, or when the faces have no texture to correlate).
+    pub plane_fit: Option<f32>,
     /// Capture quality, 0-100.
     pub quality_score: u8,
 }
@@ -347,13 +357,15 @@ impl Engine {
             let identity_score = frontal.template.similarity(&a.template)?.0;
             let shift = if k > 0 { nose_shift(&frontal.face, &a.face).unwrap_or_default() } else { [0.0; 2] };
             let parallax = step.parallax(shift);
+            let plane_fit = if k > 0 { plane_fit(frontal.aligned.image(), a.aligned.image()) } else { None };
             if !reached {
                 reason(LivenessReason::PoseNotReached);
             }
             if identity_score < t.min_frame_similarity.max(self.threshold()) {
                 reason(LivenessReason::IdentityMismatch);
             }
-            if parallax.is_some_and(|p| p < t.min_parallax) {
+            if parallax.is_some_and(|p| p < t.min_parallax) || plane_fit.is_some_and(|f| f >= t.max_plane_fit)
+            {
                 reason(LivenessReason::PlanarMotion);
             }
             frames_out.push(FrameReport {
@@ -363,6 +375,7 @@ impl Engine {
                 face: a.face,
                 identity_score,
                 parallax,
+                plane_fit,
                 quality_score: a.quality.quality_score,
             });
         }

@@ -71,7 +71,7 @@ fn apply(h: &[f64; 9], x: f64, y: f64) -> Option<(f64, f64)> {
     (w.abs() > 1e-12).then(|| ((h[0] * x + h[1] * y + h[2]) / w, (h[3] * x + h[4] * y + h[5]) / w))
 }
 
-fn mul3(a: &[f64; 9], b: &[f64; 9]) -> [f64; 9] {
+pub(super) fn mul3(a: &[f64; 9], b: &[f64; 9]) -> [f64; 9] {
     let mut out = [0.0; 9];
     for r in 0..3 {
         for c in 0..3 {
@@ -82,7 +82,7 @@ fn mul3(a: &[f64; 9], b: &[f64; 9]) -> [f64; 9] {
 }
 
 /// Solves the 8x8 system `m[.., ..8] x = m[.., 8]` by Gaussian elimination with partial pivoting.
-fn solve8(mut m: [[f64; 9]; 8]) -> Option<[f64; 8]> {
+pub(super) fn solve8(mut m: [[f64; 9]; 8]) -> Option<[f64; 8]> {
     for col in 0..8 {
         let pivot = (col..8).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))?;
         if m[pivot][col].abs() < 1e-10 {

@@ -98,3 +98,87 @@ fn index_files_found_by_fuzzing_are_refused() {
     }
     assert!(files >= 3);
 }
+
+/// A gallery on a compact index answers as one on an exact index: the same subjects in the same
+/// order with the same scores (the int8 shortlist rescored from the store's templates), and it
+/// follows replacements and deletions. Real templates of the testdata photos in a real SQLite store.
+#[test]
+fn a_compact_gallery_answers_as_an_exact_one() {
+    use std::sync::Arc;
+    use wajah::{Enrollment, Error, Gallery, SqliteStore, Template, TemplateKey};
+
+    let enrollment = |subject: String, template: &Template, photo: usize| Enrollment {
+        subject,
+        template: template.clone(),
+        quality: serde_json::json!({}),
+        photo_sha256: format!("{photo:064x}"),
+        created_ms: 0,
+        updated_ms: 0,
+    };
+
+    let engine = Arc::new(wajah::Engine::new(wajah::EngineConfig::in_dir(&crate::root())).expect("engine"));
+    let files: Vec<String> = csv_rows("ORIGINS.csv")
+        .into_iter()
+        .filter(|r| r[0].starts_with("identities/"))
+        .map(|r| r[0].clone())
+        .collect();
+    let templates: Vec<Template> = files
+        .par_iter()
+        .filter_map(|f| engine.analyze_with(&read(f), FacePolicy::Largest).ok())
+        .map(|a| a.template)
+        .collect();
+    assert!(templates.len() >= 90);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let open = |name: &str, kind: IndexKind| {
+        let key = TemplateKey::from_bytes(&[5u8; 32]).expect("key");
+        let store = SqliteStore::open(&dir.path().join(name), vec![key]).expect("store");
+        Gallery::open(
+            engine.clone(),
+            Box::new(store),
+            IndexConfig { kind, rescore: 20, ..IndexConfig::default() },
+        )
+        .expect("gallery")
+    };
+    let (exact, compact) = (open("exact.db", IndexKind::Exact), open("compact.db", IndexKind::Compact));
+    let nik = |i: usize| format!("32010115059{:05}", i);
+    for gallery in [&exact, &compact] {
+        for (i, t) in templates.iter().enumerate() {
+            gallery.enroll_template(&enrollment(nik(i), t, i)).expect("enrolled");
+        }
+    }
+    // Ordered by score, then subject.
+    let ranked = |gallery: &Gallery, probe: &Template| {
+        let mut found: Vec<(String, f32)> = gallery
+            .search(probe, 5)
+            .expect("searched")
+            .into_iter()
+            .map(|c| (c.subject, c.decision.score.0))
+            .collect();
+        found.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        found
+    };
+    let same = |probe: &Template| {
+        let (want, got) = (ranked(&exact, probe), ranked(&compact, probe));
+        assert_eq!(want.len(), got.len());
+        for (w, g) in want.iter().zip(&got) {
+            assert!(w.0 == g.0 && (w.1 - g.1).abs() < 1e-6, "{want:?} {got:?}");
+        }
+    };
+    templates.iter().for_each(same);
+    // A replacement (a new template for nik 3, between two faces) and a deletion are followed.
+    let mixed = templates[3].embedding.as_slice().iter().zip(templates[50].embedding.as_slice());
+    let blend = Template {
+        model: templates[3].model.clone(),
+        embedding: wajah::Embedding::from_raw(mixed.map(|(a, b)| a + b).collect()).expect("non-zero"),
+    };
+    for gallery in [&exact, &compact] {
+        gallery.enroll_template(&enrollment(nik(3), &blend, 9999)).expect("replaced");
+        assert!(gallery.delete(&nik(7)).expect("deleted"));
+    }
+    assert_eq!(compact.len(), templates.len() - 1);
+    templates.iter().chain([&blend]).for_each(same);
+    // Subjects are numbers in a compact index.
+    let refused = compact.enroll_template(&enrollment("not-a-nik".into(), &templates[0], 1));
+    assert!(matches!(refused, Err(Error::InvalidArgument(_))), "{refused:?}");
+    assert!(matches!(compact.template("not-a-nik"), Err(Error::NotEnrolled)), "the store write was undone");
+}

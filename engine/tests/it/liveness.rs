@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use wajah::{CaptureMode, FacePolicy, HeadPose, LivenessReason, SeenFrames, Step};
+use wajah::{CaptureMode, FacePolicy, HeadPose, LivenessReason, LivenessThresholds, SeenFrames, Step};
 
 use crate::{csv_rows, engine, read};
 
@@ -74,6 +74,10 @@ fn a_real_head_turn_is_live_and_its_frames_cannot_be_sent_again() {
         live.frames[1].parallax.expect("moved") > 0.05
             && live.frames[1].pose.yaw_deg > live.frames[0].pose.yaw_deg
     );
+    // A real turn is not one homography of the straight face.
+    for f in &live.frames[1..] {
+        assert!(f.plane_fit.expect("textured faces") < 0.95, "{live:?}");
+    }
     let refs: Vec<Vec<u8>> = frames(&REAL);
     let slices: Vec<&[u8]> = refs.iter().map(Vec::as_slice).collect();
     engine()
@@ -133,4 +137,7 @@ fn a_flat_photo_turned_like_a_card_moves_as_a_plane() {
     assert!(!report.live, "{report:?}");
     let p = report.frames[1].parallax.expect("moved");
     assert!(p.abs() < 0.05, "{report:?}");
+    // Its pixels too: one homography of the straight face explains the turned card's face.
+    let fit = report.frames[1].plane_fit.expect("textured faces");
+    assert!(fit >= LivenessThresholds::default().max_plane_fit, "{report:?}");
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use serde_json::json;
+use wajah::{IndexConfig, IndexKind};
 
 use crate::{KEY, Server, config, data_dir, http, nik, photo, post_form, post_json, root};
 
@@ -23,7 +24,23 @@ fn people() -> Vec<(String, Vec<String>)> {
 
 #[test]
 fn registration_flow_enrol_verify_identify_delete_and_restart() {
+    flow(IndexKind::Auto);
+}
+
+/// The same flow on the int8 index that national-scale galleries use (`[index] kind = "compact"`):
+/// identification rescored from the store, deletions followed, the index refilled on restart.
+#[test]
+fn registration_flow_on_a_compact_index() {
+    flow(IndexKind::Compact);
+}
+
+fn flow(kind: IndexKind) {
     let dir = data_dir("flow");
+    let config = |dir: &tempfile::TempDir| {
+        let mut c = config(dir);
+        c.index = IndexConfig { kind, ..IndexConfig::default() };
+        c
+    };
     let server = Server::start(config(&dir));
     let addr = server.addr;
     let people = people();
