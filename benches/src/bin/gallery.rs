@@ -55,20 +55,83 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     wajah::dot(a, b)
 }
 
-/// The shape of a generated gallery: the weight of the shared face direction, and the noise level.
+/// The shape of a generated gallery: the weight of the shared face direction, the noise level,
+/// and how people's own directions spread.
 #[derive(Clone, Copy)]
-struct Shape {
+struct Shape<'a> {
     shared: f32,
     sigma: f32,
+    spread: &'a Spread,
+}
+
+/// The directions people's faces take: isotropic (every direction alike), or the real templates'
+/// covariance (real embeddings use about half the dimensions random ones do).
+struct Spread {
+    common: Vec<f32>,
+    /// Lower-triangular square root of the covariance (row-major), or `None` for isotropic.
+    root: Option<Vec<f32>>,
+}
+
+impl Spread {
+    fn isotropic() -> Self {
+        Self { common: unit(normals(0, 0)), root: None }
+    }
+
+    /// The mean direction of `real`, and its covariance blended with `isotropic` of the identity
+    /// (both at unit trace; a small ridge keeps it positive definite).
+    fn of(real: &[Vec<f32>], isotropic: f64) -> Self {
+        let n = real.len() as f64;
+        let mean: Vec<f64> = (0..DIM).map(|j| real.iter().map(|v| f64::from(v[j])).sum::<f64>() / n).collect();
+        let mut cov = vec![0.0f64; DIM * DIM];
+        for v in real {
+            for i in 0..DIM {
+                for j in 0..=i {
+                    cov[i * DIM + j] += (f64::from(v[i]) - mean[i]) * (f64::from(v[j]) - mean[j]) / (n - 1.0);
+                }
+            }
+        }
+        let trace = (0..DIM).map(|i| cov[i * DIM + i]).sum::<f64>();
+        for i in 0..DIM {
+            for j in 0..=i {
+                let eye = if i == j { 1.0 / DIM as f64 } else { 0.0 };
+                cov[i * DIM + j] = (1.0 - isotropic) * cov[i * DIM + j] / trace + isotropic * eye;
+            }
+        }
+        let ridge = 1e-3 / DIM as f64;
+        // Cholesky: cov = L L^T.
+        let mut l = vec![0.0f64; DIM * DIM];
+        for i in 0..DIM {
+            for j in 0..=i {
+                let dot: f64 = (0..j).map(|k| l[i * DIM + k] * l[j * DIM + k]).sum();
+                l[i * DIM + j] = if i == j {
+                    (cov[i * DIM + i] + ridge - dot).max(1e-12).sqrt()
+                } else {
+                    (cov[i * DIM + j] - dot) / l[j * DIM + j]
+                };
+            }
+        }
+        Self {
+            common: unit(mean.iter().map(|&m| m as f32).collect()),
+            root: Some(l.into_iter().map(|x| x as f32).collect()),
+        }
+    }
+
+    /// Person `p`'s own direction.
+    fn own(&self, p: u64) -> Vec<f32> {
+        let z = normals(1, p);
+        match &self.root {
+            None => unit(z),
+            Some(l) => unit((0..DIM).map(|i| (0..=i).map(|k| l[i * DIM + k] * z[k]).sum()).collect()),
+        }
+    }
 }
 
 /// Capture `c` of generated person `p`.
 fn capture(p: u64, c: u64, shape: Shape) -> Vec<f32> {
-    let common = unit(normals(0, 0));
-    let own = unit(normals(1, p));
+    let own = shape.spread.own(p);
     let centre: Vec<f32> = unit(
         own.iter()
-            .zip(&common)
+            .zip(&shape.spread.common)
             .map(|(o, m)| (1.0 - shape.shared).sqrt() * o + shape.shared.sqrt() * m)
             .collect(),
     );
@@ -103,7 +166,8 @@ fn main() -> anyhow::Result<()> {
     // Real templates, by person.
     let engine = Engine::new(EngineConfig::in_dir(&root))?;
     let mut real: Vec<(String, Vec<f32>)> = Vec::new();
-    for person in std::fs::read_dir(root.join("testdata/identities"))?.flatten().filter(|e| e.path().is_dir())
+    let photos = std::env::var_os("GALLERY_PHOTOS").map_or(root.join("testdata/identities"), Into::into);
+    for person in std::fs::read_dir(photos)?.flatten().filter(|e| e.path().is_dir())
     {
         for photo in std::fs::read_dir(person.path())?.flatten() {
             if let Ok(a) = engine.analyze_with(&std::fs::read(photo.path())?, FacePolicy::Largest) {
@@ -113,6 +177,9 @@ fn main() -> anyhow::Result<()> {
                 ));
             }
         }
+    }
+    if let Some(path) = std::env::var_os("GALLERY_DUMP") {
+        std::fs::write(path, serde_json::to_vec(&real)?)?;
     }
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
     for (i, a) in real.iter().enumerate() {
@@ -128,7 +195,24 @@ fn main() -> anyhow::Result<()> {
         let i = (0..2000u64).map(|p| dot(&capture(p, 0, shape), &capture(p + 7919, 0, shape))).collect();
         (g, i)
     };
-    let mut shape = Shape { shared: im.max(0.0), sigma: (1.0 / g - 1.0).sqrt() };
+    // People spread like the real templates when there are enough of them to estimate it: their
+    // covariance, blended with the isotropic one so that impostor scores spread as the real ones.
+    let vectors: Vec<Vec<f32>> = real.iter().map(|r| r.1.clone()).collect();
+    let spread = if vectors.len() >= 2 * DIM {
+        let (mut lo, mut hi) = (0.0f64, 1.0f64);
+        for _ in 0..12 {
+            let mid = (lo + hi) / 2.0;
+            let spread = Spread::of(&vectors, mid);
+            let trial = Shape { shared: im.max(0.0), sigma: (1.0 / g - 1.0).sqrt(), spread: &spread };
+            if mean_sd(&scores(trial).1).1 > is { lo = mid } else { hi = mid }
+        }
+        println!("people's directions: the real templates' covariance, {:.2} isotropic", (lo + hi) / 2.0);
+        Spread::of(&vectors, (lo + hi) / 2.0)
+    } else {
+        println!("people's directions: isotropic (under {} real templates)", 2 * DIM);
+        Spread::isotropic()
+    };
+    let mut shape = Shape { shared: im.max(0.0), sigma: (1.0 / g - 1.0).sqrt(), spread: &spread };
     for _ in 0..6 {
         let (sg, _) = scores(shape);
         shape.sigma *= ((1.0 / g - 1.0) / (1.0 / mean_sd(&sg).0 - 1.0)).sqrt();

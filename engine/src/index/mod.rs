@@ -3,7 +3,7 @@
 //!
 //! This is the only module that touches `hnsw_rs`. Scores are similarities (higher = closer);
 //! HNSW's distances (`1 - dot`) are converted here. Removal leaves a tombstone; the graph is rebuilt
-//! once tombstones pass `rebuild_ratio` of the entries.
+//! once tombstones pass `rebuild_ratio` of the entries (a compact index moves its last row in).
 
 mod compact;
 mod config;

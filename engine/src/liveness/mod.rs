@@ -9,7 +9,8 @@
 //!   none seen in an earlier accepted session ([`SeenFrames`]);
 //! - the motion is not that of a flat picture: in every moved frame the nose moves against the
 //!   eyes and mouth, the way the step turns, by at least `min_parallax` eye distances
-//!   ([`nose_shift`]);
+//!   ([`nose_shift`]), and no homography of the straight frame's aligned face explains the moved
+//!   face's pixels to `max_plane_fit` ([`plane_fit`]);
 //! - the straight frame passes the selfie capture checks of the [`CaptureMode`];
 //! - no [`PresentationAttackDetector`] plugged into the engine calls a frame an attack.
 //!
