@@ -379,7 +379,7 @@ fn compare(engine: &Engine, a: &Path, b: &Path) -> Result<Value> {
     let mut fb = engine.analyze(&read(b)?).with_context(|| format!("{}", b.display()))?;
     let decision = engine.compare(&fa.template, &fb.template)?;
     // A is the ID photo, B the selfie: B near-identical to A is a photo of the ID photo.
-    engine.flag_id_photo_replay(&decision, &mut fb);
+    engine.flag_id_photo_replay(&decision, &mut fb, wajah::FacePatch::of(fa.aligned.image()).as_ref());
     Ok(json!({
         "a": analysis_json(a, &fa),
         "b": analysis_json(b, &fb),

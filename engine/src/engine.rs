@@ -18,6 +18,7 @@ use crate::embed::{Embedder, OnnxEmbedder};
 use crate::embedding::{Embedding, Template};
 use crate::error::{Error, Result};
 use crate::liveness::PresentationAttackDetector;
+use crate::liveness::{FacePatch, plane_fit};
 use crate::locate::{FaceFinder, FaceQuery};
 use crate::manifest::Manifest;
 use crate::occlusion::{OcclusionModel, Occlusions, features};
@@ -388,18 +389,42 @@ impl Engine {
     pub fn verify(&self, probe: &[u8], enrolled: &Template) -> Result<(Decision, FaceAnalysis)> {
         let mut analysis = self.analyze(probe)?;
         let decision = self.compare(&analysis.template, enrolled)?;
-        self.flag_id_photo_replay(&decision, &mut analysis);
+        self.flag_id_photo_replay(&decision, &mut analysis, None);
         Ok((decision, analysis))
     }
 
-    /// Flags a selfie `photo_of_id_photo` when its score against the ID photo's template is at or
-    /// above `max_id_photo_similarity`: a photo of the enrolled photo (held up to the camera or
-    /// re-photographed) scores far above two live captures of the same person. Returns whether it did.
-    pub fn flag_id_photo_replay(&self, decision: &Decision, selfie: &mut FaceAnalysis) -> bool {
-        let replay = decision.score.0 >= self.config.quality.max_id_photo_similarity;
+    /// Flags a selfie `photo_of_id_photo`: a photo of the enrolled photo (held up to the camera or
+    /// re-photographed). With the ID photo's face patch at hand, when one homography explains the
+    /// selfie's face from it (plane fit at or above `max_id_photo_plane_fit`); without it, when the
+    /// score is at or above `max_id_photo_similarity`. Returns whether it did.
+    pub fn flag_id_photo_replay(
+        &self,
+        decision: &Decision,
+        selfie: &mut FaceAnalysis,
+        id_photo: Option<&FacePatch>,
+    ) -> bool {
+        let replay = self.is_id_photo_replay(
+            decision.score.0,
+            id_photo,
+            FacePatch::of(selfie.aligned.image()).as_ref(),
+        );
         if replay {
             selfie.quality.flag(QualityIssue::PhotoOfIdPhoto);
         }
         replay
+    }
+
+    /// The rule of [`Engine::flag_id_photo_replay`] on a score and the two faces' patches.
+    pub fn is_id_photo_replay(
+        &self,
+        score: f32,
+        id_photo: Option<&FacePatch>,
+        selfie: Option<&FacePatch>,
+    ) -> bool {
+        let q = &self.config.quality;
+        match (id_photo, selfie) {
+            (Some(id), Some(own)) => plane_fit(id, own).is_some_and(|f| f >= q.max_id_photo_plane_fit),
+            _ => score >= q.max_id_photo_similarity,
+        }
     }
 }

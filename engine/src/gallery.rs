@@ -9,6 +9,8 @@
 
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 
 use crate::analysis::{Decision, FaceAnalysis, Verdict};
@@ -17,8 +19,13 @@ use crate::embedding::Template;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::index::{FaceIndex, IndexConfig};
+use crate::liveness::FacePatch;
 use crate::quality::CaptureMode;
 use crate::store::{Change, Enrollment, TemplateStore, Upsert};
+
+/// Where an enrolment's quality record (sealed in the store) keeps the ID photo's [`FacePatch`]
+/// (its reference region, 1,156 bytes, base64).
+const FACE_PATCH_KEY: &str = "id_face_patch";
 
 /// A subject enrolled (or enrolled again).
 #[derive(Clone, Debug)]
@@ -202,7 +209,12 @@ impl Gallery {
         {
             return Err(Error::PossibleDuplicate { candidates: possible_duplicates });
         }
-        let quality = serde_json::to_value(&analysis.quality).unwrap_or(Value::Null);
+        let mut quality = serde_json::to_value(&analysis.quality).unwrap_or(Value::Null);
+        // The ID photo's face patch, to tell a photo of it from a live selfie later; sealed with
+        // the template in the store's row and erased with it.
+        if let (Some(map), Some(patch)) = (quality.as_object_mut(), FacePatch::of(analysis.aligned.image())) {
+            map.insert(FACE_PATCH_KEY.into(), Value::String(BASE64.encode(patch.reference_bytes())));
+        }
         let enrollment = Enrollment {
             subject: subject.to_string(),
             template: analysis.template.clone(),
@@ -268,6 +280,22 @@ impl Gallery {
         Ok(self.store.get(subject, self.engine.model_id())?.template)
     }
 
+    /// The template enrolled for `subject` and the ID photo's face patch (`None` for enrolments
+    /// made from a template, or before patches were kept).
+    ///
+    /// # Errors
+    /// As [`Gallery::template`].
+    pub fn enrolled(&self, subject: &str) -> Result<(Template, Option<FacePatch>)> {
+        let e = self.store.get(subject, self.engine.model_id())?;
+        let patch = e
+            .quality
+            .get(FACE_PATCH_KEY)
+            .and_then(Value::as_str)
+            .and_then(|t| BASE64.decode(t).ok())
+            .and_then(|b| FacePatch::from_reference_bytes(&b));
+        Ok((e.template, patch))
+    }
+
     /// 1:1: the face in `probe` (a selfie) against `subject`'s enrolment. In registration mode a
     /// selfie with a refusing problem ([`crate::QualityIssue::refuses_selfie`]) is refused before it
     /// is compared, and one that turns out to be a photo of the ID photo
@@ -276,14 +304,14 @@ impl Gallery {
     /// # Errors
     /// [`Error::NotEnrolled`], and as [`Engine::verify`].
     pub fn verify(&self, subject: &str, probe: &[u8], mode: CaptureMode) -> Result<Verification> {
-        let enrolled = self.template(subject)?;
+        let (enrolled, id_photo) = self.enrolled(subject)?;
         let mut analysis = self.engine.analyze(probe)?;
         let problems = mode.selfie_refusals(&analysis.quality);
         if !problems.is_empty() {
             return Err(Error::CaptureRejected { problems });
         }
         let decision = self.engine.compare(&analysis.template, &enrolled)?;
-        if self.engine.flag_id_photo_replay(&decision, &mut analysis) {
+        if self.engine.flag_id_photo_replay(&decision, &mut analysis, id_photo.as_ref()) {
             let problems = mode.selfie_refusals(&analysis.quality);
             if !problems.is_empty() {
                 return Err(Error::CaptureRejected { problems });

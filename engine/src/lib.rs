@@ -56,8 +56,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use gallery::{Candidate, Enrolled, Gallery, Identification, Verification};
 pub use index::{CompactIndex, FaceIndex, IndexConfig, IndexKind, Match};
 pub use liveness::{
-    FrameReport, Liveness, LivenessReason, LivenessReport, LivenessThresholds, PresentationAttackDetector,
-    SameFrame, SeenFrames, Step, challenge_steps, nose_shift,
+    FacePatch, FrameReport, Liveness, LivenessReason, LivenessReport, LivenessThresholds,
+    PresentationAttackDetector, SameFrame, SeenFrames, Step, challenge_steps, nose_shift, plane_fit,
 };
 pub use locate::FaceQuery;
 pub use manifest::{

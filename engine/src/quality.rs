@@ -188,8 +188,13 @@ pub struct QualityThresholds {
     /// Other-occlusion probability at or above which `face_occluded` is flagged.
     pub max_face_occluded: f32,
     /// Cosine similarity to the enrolled template at or above which a selfie is flagged
-    /// `photo_of_id_photo`: two live captures of one person do not come this close.
+    /// `photo_of_id_photo` when the ID photo's face patch is not at hand (enrolments made before
+    /// it was kept): two live captures of one person rarely come this close.
     pub max_id_photo_similarity: f32,
+    /// Plane fit ([`crate::plane_fit`]) of the selfie's face to the ID photo's at or above which
+    /// the selfie is flagged `photo_of_id_photo`: one homography explains a photo of a photo, not a
+    /// new capture.
+    pub max_id_photo_plane_fit: f32,
 }
 
 impl QualityThresholds {
@@ -206,6 +211,7 @@ impl QualityThresholds {
             ("max_face_occluded", self.max_face_occluded),
             ("min_face_score", self.min_face_score),
             ("min_detection_score", self.min_detection_score),
+            ("max_id_photo_plane_fit", self.max_id_photo_plane_fit),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(bad(name, v));
@@ -264,6 +270,7 @@ impl Default for QualityThresholds {
             max_mask: 0.5,
             max_face_occluded: 0.5,
             max_id_photo_similarity: 0.9,
+            max_id_photo_plane_fit: 0.96,
         }
     }
 }

@@ -147,11 +147,11 @@ fn verify_live(
     frames: &[crate::api::PhotoBytes],
     mode: wajah::CaptureMode,
 ) -> wajah::Result<(Verification, Liveness)> {
-    let enrolled = s.gallery.template(subject)?;
+    let (enrolled, id_photo) = s.gallery.enrolled(subject)?;
     let mut liveness = crate::liveness::check(s, steps, frames, mode)?;
     let engine = s.gallery.engine();
     let mut decision = engine.compare(&liveness.frontal.template, &enrolled)?;
-    let replay = engine.flag_id_photo_replay(&decision, &mut liveness.frontal);
+    let replay = engine.flag_id_photo_replay(&decision, &mut liveness.frontal, id_photo.as_ref());
     decision.matched &= liveness.report.live && !replay;
     Ok((Verification { decision, analysis: liveness.frontal.clone() }, liveness))
 }
@@ -183,7 +183,8 @@ pub async fn compare(
             let (fa, mut fb) = (engine.analyze(&a)?, engine.analyze(&b)?);
             let decision = engine.compare(&fa.template, &fb.template)?;
             // A is the ID photo and B the selfie: B near-identical to A is a photo of the ID photo.
-            engine.flag_id_photo_replay(&decision, &mut fb);
+            let id_photo = wajah::FacePatch::of(fa.aligned.image());
+            engine.flag_id_photo_replay(&decision, &mut fb, id_photo.as_ref());
             Ok((decision, fa, fb))
         })
         .await?;

@@ -81,7 +81,8 @@ impl Spread {
     /// (both at unit trace; a small ridge keeps it positive definite).
     fn of(real: &[Vec<f32>], isotropic: f64) -> Self {
         let n = real.len() as f64;
-        let mean: Vec<f64> = (0..DIM).map(|j| real.iter().map(|v| f64::from(v[j])).sum::<f64>() / n).collect();
+        let mean: Vec<f64> =
+            (0..DIM).map(|j| real.iter().map(|v| f64::from(v[j])).sum::<f64>() / n).collect();
         let mut cov = vec![0.0f64; DIM * DIM];
         for v in real {
             for i in 0..DIM {
@@ -167,8 +168,7 @@ fn main() -> anyhow::Result<()> {
     let engine = Engine::new(EngineConfig::in_dir(&root))?;
     let mut real: Vec<(String, Vec<f32>)> = Vec::new();
     let photos = std::env::var_os("GALLERY_PHOTOS").map_or(root.join("testdata/identities"), Into::into);
-    for person in std::fs::read_dir(photos)?.flatten().filter(|e| e.path().is_dir())
-    {
+    for person in std::fs::read_dir(photos)?.flatten().filter(|e| e.path().is_dir()) {
         for photo in std::fs::read_dir(person.path())?.flatten() {
             if let Ok(a) = engine.analyze_with(&std::fs::read(photo.path())?, FacePolicy::Largest) {
                 real.push((

@@ -37,7 +37,7 @@ use crate::quality::{CaptureMode, QualityIssue};
 use crate::similarity::dot;
 
 pub use parallax::nose_shift;
-pub use plane::plane_fit;
+pub use plane::{FacePatch, plane_fit};
 pub use seen::{SameFrame, SeenFrames};
 
 /// One pose asked of the citizen. Left and right are the citizen's own: turning to their left
@@ -352,13 +352,17 @@ impl Engine {
 
         let frontal = &analyses[0];
         let straight = frontal.quality.pose;
+        let frontal_patch = FacePatch::of(frontal.aligned.image());
         let mut frames_out = Vec::with_capacity(steps.len());
         for (k, (step, a)) in steps.iter().zip(&analyses).enumerate() {
             let reached = step.reached(&a.quality.pose, &straight, &t);
             let identity_score = frontal.template.similarity(&a.template)?.0;
             let shift = if k > 0 { nose_shift(&frontal.face, &a.face).unwrap_or_default() } else { [0.0; 2] };
             let parallax = step.parallax(shift);
-            let plane_fit = if k > 0 { plane_fit(frontal.aligned.image(), a.aligned.image()) } else { None };
+            let plane_fit = match (k, &frontal_patch, FacePatch::of(a.aligned.image())) {
+                (1.., Some(f), Some(m)) => plane_fit(f, &m),
+                _ => None,
+            };
             if !reached {
                 reason(LivenessReason::PoseNotReached);
             }

@@ -8,6 +8,10 @@
 //! aligns the central regions of the two aligned faces with a homography (inverse-compositional
 //! Gauss-Newton from the identity, with gain and offset matched at each step) and answers their
 //! correlation after alignment: near 1 for a picture, lower for a head that turned.
+//!
+//! The same fit tells a photo of the ID photo from a live selfie: a KTP-el photo held up to the
+//! camera is that photo under a homography, a live capture is not. For that the gallery keeps the
+//! enrolled face's [`FacePatch`] (56 x 56 grey levels, sealed with the template).
 
 use image::RgbImage;
 
@@ -20,6 +24,48 @@ const BIN: usize = 2;
 const REGION: (usize, usize, usize, usize) = (12, 18, 44, 50);
 /// Gauss-Newton steps at most; the fit stops earlier when a step moves the corners < 0.01 px.
 const STEPS: usize = 40;
+
+/// Side of a [`FacePatch`]: the 112 px aligned face at half size.
+const SIDE: usize = 56;
+
+/// Grey levels of an aligned face at half size (56 x 56, row-major): what [`plane_fit`] compares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FacePatch(Vec<u8>);
+
+impl FacePatch {
+    /// The patch of a 112 x 112 aligned face; `None` for another size.
+    pub fn of(aligned: &RgbImage) -> Option<Self> {
+        (aligned.width() as usize == SIDE * BIN && aligned.height() as usize == SIDE * BIN)
+            .then(|| Self(Grey::of(aligned).px.iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect()))
+    }
+
+    /// What a reference patch needs (the compared region and one pixel around it, for the
+    /// gradients: 34 x 34 bytes), to keep beside a template.
+    pub fn reference_bytes(&self) -> Vec<u8> {
+        let (x0, y0, x1, y1) = REGION;
+        (y0 - 1..=y1).flat_map(|y| self.0[y * SIDE + x0 - 1..=y * SIDE + x1].iter().copied()).collect()
+    }
+
+    /// A reference patch from [`FacePatch::reference_bytes`] (outside the region: its mean grey,
+    /// never read when the patch is the reference of [`plane_fit`]); `None` for a wrong length.
+    pub fn from_reference_bytes(bytes: &[u8]) -> Option<Self> {
+        let (x0, y0, x1, y1) = REGION;
+        let w = x1 - x0 + 2;
+        if bytes.len() != w * (y1 - y0 + 2) {
+            return None;
+        }
+        let mean = (bytes.iter().map(|&b| u32::from(b)).sum::<u32>() / bytes.len() as u32) as u8;
+        let mut px = vec![mean; SIDE * SIDE];
+        for (row, y) in bytes.chunks_exact(w).zip(y0 - 1..) {
+            px[y * SIDE + x0 - 1..=y * SIDE + x1].copy_from_slice(row);
+        }
+        Some(Self(px))
+    }
+
+    fn grey(&self) -> Grey {
+        Grey { w: SIDE, h: SIDE, px: self.0.iter().map(|&v| f32::from(v)).collect() }
+    }
+}
 
 /// Grey levels of an aligned face at half size, row-major.
 struct Grey {
@@ -65,14 +111,11 @@ impl Grey {
     }
 }
 
-/// The correlation (-1..=1) of the straight frame's face with the moved frame's face after the
-/// homography that best aligns them; `None` when the faces are not of one size, too small, or
-/// flat grey (no correlation exists).
-pub fn plane_fit(straight: &RgbImage, moved: &RgbImage) -> Option<f32> {
-    if straight.dimensions() != moved.dimensions() || straight.width() < 112 || straight.height() < 112 {
-        return None;
-    }
-    let (t, img) = (Grey::of(straight), Grey::of(moved));
+/// The correlation (-1..=1) of one face with another after the homography that best aligns them
+/// (`reference`: the straight frame, or the ID photo); `None` when either face is flat grey (no
+/// correlation exists).
+pub fn plane_fit(reference: &FacePatch, other: &FacePatch) -> Option<f32> {
+    let (t, img) = (reference.grey(), other.grey());
     let (x0, y0, x1, y1) = REGION;
     // Coordinates centred on the region and scaled to about -1..1, for a well-conditioned system.
     let (cx, cy, s) = ((x0 + x1) as f64 / 2.0, (y0 + y1) as f64 / 2.0, (x1 - x0) as f64 / 2.0);
@@ -219,7 +262,8 @@ mod tests {
             let bump = (-(u * u + v * v) / 300.0).exp();
             (x + 8.0 * bump, y)
         });
-        let fit = |m: &RgbImage| plane_fit(&straight, m).expect("fit");
+        let patch = |m: &RgbImage| FacePatch::of(m).expect("112 px");
+        let fit = |m: &RgbImage| plane_fit(&patch(&straight), &patch(m)).expect("fit");
         let (same, flat, bent) = (fit(&straight), fit(&tilted), fit(&turned));
         let bound = super::super::LivenessThresholds::default().max_plane_fit;
         assert!(same > 0.999, "{same}");
@@ -228,10 +272,16 @@ mod tests {
     }
 
     #[test]
-    fn small_or_flat_faces_give_none() {
-        let grey = RgbImage::from_pixel(112, 112, image::Rgb([90, 90, 90]));
+    fn flat_faces_give_none_and_patches_round_trip() {
+        let grey = FacePatch::of(&RgbImage::from_pixel(112, 112, image::Rgb([90, 90, 90]))).expect("112 px");
         assert_eq!(plane_fit(&grey, &grey), None);
-        let small = RgbImage::new(56, 56);
-        assert_eq!(plane_fit(&small, &small), None);
+        assert_eq!(FacePatch::of(&RgbImage::new(56, 56)), None);
+        // A reference kept by its region fits exactly as the whole patch does.
+        let face = FacePatch::of(&texture(|x, y| (x, y))).expect("112 px");
+        let other = FacePatch::of(&texture(|x, y| (x * 0.97 + 2.0, y * 1.02 - 1.0))).expect("112 px");
+        let kept = FacePatch::from_reference_bytes(&face.reference_bytes()).expect("34 x 34");
+        assert_eq!(face.reference_bytes().len(), 34 * 34);
+        assert_eq!(plane_fit(&kept, &other), plane_fit(&face, &other));
+        assert_eq!(FacePatch::from_reference_bytes(&face.reference_bytes()[1..]), None);
     }
 }
