@@ -189,7 +189,24 @@ fn registration_refuses_a_masked_id_photo_and_a_photo_of_the_id_photo() {
     // Nothing was stored for the refused enrolment.
     assert!(matches!(gallery.template(nik), Err(Error::NotEnrolled)));
 
-    gallery.enroll(nik, &read("capture/replay/id_photo.jpg"), CaptureMode::Registration).expect("enrolled");
+    let id_photo = gallery
+        .enroll(nik, &read("capture/replay/id_photo.jpg"), CaptureMode::Registration)
+        .expect("enrolled");
+    // The same template enrolled alone (no face patch, as before patches were kept): the score
+    // bound decides instead.
+    let bare = "3201011505900002";
+    let template_only = wajah::Enrollment {
+        subject: bare.into(),
+        template: id_photo.analysis.template.clone(),
+        quality: serde_json::json!({}),
+        photo_sha256: "0".repeat(64),
+        created_ms: 0,
+        updated_ms: 0,
+    };
+    gallery.enroll_template(&template_only).expect("enrolled");
+    assert!(gallery.enrolled(bare).expect("enrolled").1.is_none());
+    assert!(gallery.enrolled(nik).expect("enrolled").1.is_some());
+    let mut by_score = 0;
     // Photos of the enrolled photo held up to a camera (made by `wajah make-replay`, see README.md).
     let replays = std::fs::read_dir(testdata("capture/replay")).expect("replay folder");
     let mut flagged = 0;
@@ -209,6 +226,11 @@ fn registration_refuses_a_masked_id_photo_and_a_photo_of_the_id_photo() {
         } else {
             eprintln!("{}: not flagged, score {:?}", path.display(), checked.decision.score);
         }
+        let scored = gallery.verify(bare, &bytes, CaptureMode::Check).expect("compared in check mode");
+        if scored.analysis.quality.issues.contains(&QualityIssue::PhotoOfIdPhoto) {
+            assert!(scored.decision.score.0 >= 0.9, "{:?}", scored.decision);
+            by_score += 1;
+        }
         // Registration mode: refused (for this or for another capture problem).
         if matches!(
             gallery.verify(nik, &bytes, CaptureMode::Registration),
@@ -223,6 +245,7 @@ fn registration_refuses_a_masked_id_photo_and_a_photo_of_the_id_photo() {
     // 0.90 bound used without a patch). README.md has the rates over generated attacks and genuine
     // pairs.
     assert_eq!(flagged, total, "{flagged} of {total} photos of the ID photo flagged");
+    assert_eq!(by_score, 5, "by score alone");
     assert!(refused >= flagged, "{refused} of {total} refused in registration mode, {flagged} flagged");
     // A live photo of the same person is compared, not flagged.
     let live =
