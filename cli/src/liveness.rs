@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use image::RgbImage;
 use rayon::prelude::*;
 use serde_json::{Value, json};
-use wajah::{CaptureMode, Engine, Liveness, SeenFrames, Step};
+use wajah::{CaptureMode, Engine, FrameReport, Liveness, SeenFrames, Step};
 
 use crate::capture::csv_fields;
 use crate::replay::to_jpeg;
@@ -229,17 +229,20 @@ pub fn eval_liveness(
             json!({ "attacks": n, "accepted": accepted, "apcer": apcer, "reasons": reasons, "passed": passed }),
         );
     }
-    // Parallax of moved frames: bona fide against the flat card.
-    let moved = |r: &Outcome| -> Vec<f32> {
-        r.as_ref()
-            .map(|l| l.report.frames.iter().skip(1).filter_map(|f| f.parallax).collect())
-            .unwrap_or_default()
+    // Parallax and plane fit of moved frames: bona fide against the flat card.
+    let moved = |value: fn(&FrameReport) -> Option<f32>| {
+        let of = move |r: &Outcome| -> Vec<f32> {
+            r.as_ref().map(|l| l.report.frames.iter().skip(1).filter_map(value).collect()).unwrap_or_default()
+        };
+        let bona: Vec<f32> = bona_results.iter().flat_map(|(_, r)| of(r)).collect();
+        let card: Vec<f32> =
+            attack_results.iter().filter(|(s, _)| *s == "tilted_card").flat_map(|(_, r)| of(r)).collect();
+        (bona, card)
     };
-    let bona_parallax: Vec<f32> = bona_results.iter().flat_map(|(_, r)| moved(r)).collect();
-    let card_parallax: Vec<f32> =
-        attack_results.iter().filter(|(s, _)| *s == "tilted_card").flat_map(|(_, r)| moved(r)).collect();
-    // Every moved frame as (step, yaw and pitch change from the straight frame, parallax), for
-    // studying the bounds.
+    let (bona_parallax, card_parallax) = moved(|f| f.parallax);
+    let (bona_fits, card_fits) = moved(|f| f.plane_fit);
+    // Every moved frame as (step, yaw and pitch change from the straight frame, parallax, plane
+    // fit), for studying the bounds.
     let raw = |r: &Outcome| -> Vec<Value> {
         r.as_ref()
             .map(|l| {
@@ -265,14 +268,6 @@ pub fn eval_liveness(
     let card_raw: Vec<Value> =
         attack_results.iter().filter(|(s, _)| *s == "tilted_card").flat_map(|(_, r)| raw(r)).collect();
     let thresholds = engine.config().liveness;
-    let fits = |r: &Outcome| -> Vec<f32> {
-        r.as_ref()
-            .map(|l| l.report.frames.iter().skip(1).filter_map(|f| f.plane_fit).collect())
-            .unwrap_or_default()
-    };
-    let bona_fits: Vec<f32> = bona_results.iter().flat_map(|(_, r)| fits(r)).collect();
-    let card_fits: Vec<f32> =
-        attack_results.iter().filter(|(s, _)| *s == "tilted_card").flat_map(|(_, r)| fits(r)).collect();
     if let Some(path) = plot {
         crate::plot::parallax(path, &bona_parallax, &card_parallax, thresholds.min_parallax)?;
         crate::plot::plane_fit(&plane_plot_path(path), &bona_fits, &card_fits, thresholds.max_plane_fit)?;
@@ -298,8 +293,8 @@ pub fn eval_liveness(
         },
         "attacks": species,
         "plane_fit": { "bona_fide_moved_frames": quantiles(&bona_fits), "tilted_card_moved_frames": quantiles(&card_fits) },
-        "parallax": { "bona_fide_moved_frames": quantiles(&bona_parallax), "tilted_card_moved_frames": quantiles(&card_parallax),
-            "moved_frames": { "columns": ["step", "yaw_change", "pitch_change", "parallax", "plane_fit"], "bona_fide": bona_raw, "tilted_card": card_raw } },
+        "parallax": { "bona_fide_moved_frames": quantiles(&bona_parallax), "tilted_card_moved_frames": quantiles(&card_parallax) },
+        "moved_frames": { "columns": ["step", "yaw_change", "pitch_change", "parallax", "plane_fit"], "bona_fide": bona_raw, "tilted_card": card_raw },
         "seed": seed,
         "per_sequence": per_sequence,
     }))
@@ -311,7 +306,7 @@ pub fn plane_plot_path(parallax: &Path) -> PathBuf {
     parallax.with_file_name(format!("{stem}_plane_fit.png"))
 }
 
-/// Each frame's step, pose, identity score and parallax.
+/// Each frame's step, pose, identity score, parallax and plane fit.
 fn frames_of(r: &Outcome) -> Vec<Value> {
     r.as_ref()
         .map(|l| {

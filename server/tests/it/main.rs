@@ -4,6 +4,7 @@
 mod api;
 mod browser;
 mod clients;
+mod duplicates;
 mod hardening;
 mod liveness;
 mod postgres;
