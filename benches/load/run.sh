@@ -20,14 +20,24 @@ trap 'kill $SERVER 2>/dev/null || true; rm -rf "$DATA"' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
 curl -sf -H "Authorization: Bearer $KEY" -F nik=$NIK -F photo=@testdata/identities/fr_obama/obama.jpg \
   "http://127.0.0.1:$PORT/v1/enrollments" >/dev/null
+# utime + stime of the server, in clock ticks.
+server_cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 echo "server: 2 workers, selfie $(basename $SELFIE), ${DURATION}s per level, machine: $(nproc) cores"
 for C in 4 16 64; do
   PEAK=0
   ( while kill -0 $SERVER 2>/dev/null; do ps -o rss= -p $SERVER; sleep 1; done ) > "$DATA/rss.$C" &
   WATCH=$!
   echo "--- concurrency $C"
+  CPU0=$(server_cpu_ticks)
   wrk -t2 -c$C -d${DURATION}s --timeout 30s -s benches/load/verify.lua "http://127.0.0.1:$PORT/v1/verifications" \
-    | grep -E "^status|requests/s|Non-2xx|Socket errors"
+    | tee "$DATA/wrk.$C" | grep -E "^status|requests/s|Non-2xx|Socket errors"
+  # Throughput against the CPU limit (cores / per-request core time) is the server's share of the
+  # machine's CPU time: (served / duration) * (cpu / served) / cores.
+  CPU=$(( $(server_cpu_ticks) - CPU0 ))
+  SERVED=$(grep -E "^status 200:" "$DATA/wrk.$C" | awk '{print $3}')
+  awk -v t="$CPU" -v hz="$(getconf CLK_TCK)" -v n="${SERVED:-0}" -v d="$DURATION" -v c="$(nproc)" 'BEGIN {
+    s = t / hz; printf "server CPU %.1f s for %d answers (%.1f ms each); throughput is %.0f%% of the CPU limit\n",
+      s, n, n ? 1000 * s / n : 0, 100 * s / (d * c) }'
   kill $WATCH 2>/dev/null || true
   PEAK=$(sort -n "$DATA/rss.$C" | tail -1)
   echo "server peak RSS: $((PEAK / 1024)) MiB"
