@@ -1,26 +1,9 @@
 //! `wajah eval --degrade-a/--degrade-b`: one side made to look like an ID-card photo changes the
 //! figures, is named in the report, and a bad specification is refused before any model loads.
 
-use std::path::Path;
-
 use serde_json::Value;
 
-use crate::{PAIRS, testdata, wajah, write_pairs};
-
-fn eval(pairs: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let root = testdata("");
-    let mut args = vec![
-        "eval",
-        "--pairs",
-        pairs.to_str().expect("UTF-8"),
-        "--root",
-        root.to_str().expect("UTF-8"),
-        "--out",
-        out.to_str().expect("UTF-8"),
-    ];
-    args.extend_from_slice(extra);
-    wajah(&args).output().expect("spawn wajah eval")
-}
+use crate::{PAIRS, run_eval as eval, write_pairs};
 
 fn report(out: &std::process::Output) -> Value {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -6,22 +6,11 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::{PAIRS, testdata, wajah, write_pairs};
+use crate::{PAIRS, run_eval, write_pairs};
 
 fn eval(pairs: &Path, dir: &Path) -> Output {
-    let (root, out, plots) = (testdata(""), dir.join("report.json"), dir.join("plots"));
-    let args = [
-        "eval",
-        "--pairs",
-        pairs.to_str().expect("UTF-8"),
-        "--root",
-        root.to_str().expect("UTF-8"),
-        "--out",
-        out.to_str().expect("UTF-8"),
-        "--plots",
-        plots.to_str().expect("UTF-8"),
-    ];
-    wajah(&args).output().expect("spawn wajah eval")
+    let plots = dir.join("plots");
+    run_eval(pairs, &dir.join("report.json"), &["--plots", plots.to_str().expect("UTF-8")])
 }
 
 /// Runs `wajah eval` on `pairs`, expecting a refusal whose message contains each of `expected`.

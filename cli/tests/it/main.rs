@@ -31,6 +31,22 @@ fn wajah(args: &[&str]) -> Command {
     cmd
 }
 
+/// `wajah eval --pairs PAIRS --root testdata/ --out OUT`, then `extra`, run to completion.
+fn run_eval(pairs: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let root = testdata("");
+    let mut args = vec![
+        "eval",
+        "--pairs",
+        pairs.to_str().expect("UTF-8"),
+        "--root",
+        root.to_str().expect("UTF-8"),
+        "--out",
+        out.to_str().expect("UTF-8"),
+    ];
+    args.extend_from_slice(extra);
+    wajah(&args).output().expect("spawn wajah eval")
+}
+
 /// Writes a pairs CSV (header, then `image_a,image_b,label` with paths relative to `testdata/`).
 fn write_pairs(dir: &Path, name: &str, rows: &[(&str, &str, &str)]) -> PathBuf {
     let mut csv = String::from("image_a,image_b,same_person\n");

@@ -311,7 +311,8 @@ impl FaceIndex {
 mod tests {
     use super::*;
 
-    fn unit(seed: u64, dim: usize) -> Embedding {
+    /// A seeded unit vector (xorshift components).
+    pub(super) fn unit(seed: u64, dim: usize) -> Embedding {
         let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         let v = (0..dim)
             .map(|_| {
