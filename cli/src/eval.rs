@@ -164,13 +164,26 @@ impl Degradation {
     }
 }
 
-/// Templates and eye distances (photo pixels) for every distinct photo, in parallel with a progress
-/// bar; `Err(code)` for photos where no face could be used (failure to acquire).
+/// What a score study needs of one photo's capture.
+#[derive(Clone, Copy, Debug)]
+pub struct Capture {
+    /// Eye distance, photo pixels.
+    pub interocular_px: f32,
+    /// The 0-100 capture quality.
+    pub quality_score: u8,
+    /// Variance of the Laplacian over the aligned face.
+    pub sharpness: f32,
+    /// Detector score.
+    pub detection_score: f32,
+}
+
+/// Templates and captures for every distinct photo, in parallel with a progress bar; `Err(code)`
+/// for photos where no face could be used (failure to acquire).
 fn templates(
     engine: &Engine,
     files: &[&PhotoKey],
     degradation: &Degradation,
-) -> HashMap<PhotoKey, Result<(Template, f32), String>> {
+) -> HashMap<PhotoKey, Result<(Template, Capture), String>> {
     let bar = ProgressBar::new(files.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{prefix} {bar:40} {pos}/{len} photos {elapsed}/{eta}")
@@ -192,7 +205,16 @@ fn templates(
             let result = bytes.and_then(|b| {
                 engine
                     .analyze_in(&b, FacePolicy::Largest, mode)
-                    .map(|a| (a.template, a.face.interocular()))
+                    .map(|a| {
+                        let q = &a.quality;
+                        let capture = Capture {
+                            interocular_px: a.face.interocular(),
+                            quality_score: q.quality_score,
+                            sharpness: q.sharpness,
+                            detection_score: q.detection_score,
+                        };
+                        (a.template, capture)
+                    })
                     .map_err(|e| e.code().to_string())
             });
             bar.inc(1);
@@ -207,6 +229,10 @@ fn templates(
 pub struct Scores {
     /// (score, same person, fold) of every scored pair.
     pub pairs: Vec<(f32, bool, usize)>,
+    /// The A and B captures of every scored pair, in the order of `pairs`.
+    pub captures: Vec<[Capture; 2]>,
+    /// The A and B paths of every scored pair, in the order of `pairs`.
+    pub names: Vec<[String; 2]>,
     /// Distinct photos in the pairs file.
     pub photos: usize,
     /// Photos where no face could be used (failure to acquire), sorted, with the error code.
@@ -235,13 +261,12 @@ pub fn score(engine: &Engine, pairs: &[Pair], source: &Path, degradation: &Degra
         .filter_map(|(k, t)| t.as_ref().err().map(|code| (degradation.name(k), code.clone())))
         .collect();
     failed.sort();
-    let mut scored = Vec::new();
-    let mut eyes = [Vec::new(), Vec::new()];
-    for (p, [a, b]) in pairs.iter().zip(&keys) {
-        if let (Ok(a), Ok(b)) = (&templates[a], &templates[b]) {
+    let (mut scored, mut captures, mut names) = (Vec::new(), Vec::new(), Vec::new());
+    for (p, [ka, kb]) in pairs.iter().zip(&keys) {
+        if let (Ok(a), Ok(b)) = (&templates[ka], &templates[kb]) {
             scored.push((engine.compare(&a.0, &b.0)?.score.0, p.same, p.fold));
-            eyes[0].push(a.1);
-            eyes[1].push(b.1);
+            captures.push([a.1, b.1]);
+            names.push([degradation.name(ka), degradation.name(kb)]);
         }
     }
     for (same, kind) in [(true, "genuine (same-person)"), (false, "impostor (different-person)")] {
@@ -260,11 +285,13 @@ pub fn score(engine: &Engine, pairs: &[Pair], source: &Path, degradation: &Degra
             );
         }
     }
-    let [eyes_a, eyes_b] = eyes.map(|mut v| {
+    let median_eyes = |side: usize| {
+        let mut v: Vec<f32> = captures.iter().map(|c: &[Capture; 2]| c[side].interocular_px).collect();
         v.sort_by(f32::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or(0.0)
-    });
-    Ok(Scores { pairs: scored, photos: files.len(), failed, eye_distance_median: (eyes_a, eyes_b) })
+    };
+    let eye_distance_median = (median_eyes(0), median_eyes(1));
+    Ok(Scores { pairs: scored, captures, names, photos: files.len(), failed, eye_distance_median })
 }
 
 /// The false match rates at which the report gives the FNMR.
@@ -284,9 +311,13 @@ pub fn run(
     source: &Path,
     out: &Path,
     plots: Option<&Path>,
+    scores_csv: Option<&Path>,
     degradation: &Degradation,
 ) -> Result<Value> {
     let scores = score(engine, pairs, source, degradation)?;
+    if let Some(path) = scores_csv {
+        write_scores(&scores, path)?;
+    }
     let scored = &scores.pairs;
     let (genuine, impostor) = (scores.of(true), scores.of(false));
     let curve = metrics::roc(&genuine, &impostor);
@@ -358,6 +389,36 @@ pub fn run(
         plot::histograms(&dir.join("scores.png"), &genuine, &impostor, engine.threshold())?;
     }
     Ok(report)
+}
+
+/// One CSV row per scored pair: the paths, label, fold, score and both captures.
+fn write_scores(scores: &Scores, path: &Path) -> Result<()> {
+    use std::fmt::Write as _;
+    let mut csv = String::from(
+        "a,b,same,fold,score,interocular_a,interocular_b,quality_a,quality_b,sharpness_a,sharpness_b,\
+         detection_a,detection_b\n",
+    );
+    for (((score, same, fold), [a, b]), [na, nb]) in
+        scores.pairs.iter().zip(&scores.captures).zip(&scores.names)
+    {
+        let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        writeln!(
+            csv,
+            "{},{},{},{fold},{score:.6},{:.2},{:.2},{},{},{:.1},{:.1},{:.4},{:.4}",
+            quote(na),
+            quote(nb),
+            u8::from(*same),
+            a.interocular_px,
+            b.interocular_px,
+            a.quality_score,
+            b.quality_score,
+            a.sharpness,
+            b.sharpness,
+            a.detection_score,
+            b.detection_score
+        )?;
+    }
+    std::fs::write(path, csv).with_context(|| format!("writing {}", path.display()))
 }
 
 /// How many failures to acquire each error code accounts for.

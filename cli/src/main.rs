@@ -66,6 +66,10 @@ enum Command {
         /// Folder for roc.png, det.png and scores.png.
         #[arg(long)]
         plots: Option<PathBuf>,
+        /// CSV of every scored pair: paths, label, fold, score, and each photo's eye distance,
+        /// quality score, sharpness and detector score (for score studies).
+        #[arg(long, value_name = "CSV")]
+        scores: Option<PathBuf>,
         /// Degrade each pair's A photo before analysis, like an ID-card photo: `scale=0.6,jpeg=40`
         /// (resize by 0.05..1, then JPEG at quality 1..100).
         #[arg(long, value_name = "SPEC")]
@@ -261,10 +265,10 @@ fn main() -> Result<()> {
     let out = match &cli.command {
         Command::Compare { a, b } => compare(&*engine()?, a, b)?,
         Command::Detect { image, draw } => detect(&*engine()?, image, draw.as_deref())?,
-        Command::Eval { pairs: file, root, out, plots, degrade_a, degrade_b, accuracy_a } => {
+        Command::Eval { pairs: file, root, out, plots, scores, degrade_a, degrade_b, accuracy_a } => {
             let pairs = eval::read_pairs(file, root)?;
             let degradation = eval::Degradation { a: *degrade_a, b: *degrade_b, accuracy_a: *accuracy_a };
-            eval::run(&*engine()?, &pairs, file, out, plots.as_deref(), &degradation)?
+            eval::run(&*engine()?, &pairs, file, out, plots.as_deref(), scores.as_deref(), &degradation)?
         }
         Command::Calibrate { pairs: file, root, fmrs, rounds, out } => {
             let pairs = eval::read_pairs(file, root)?;

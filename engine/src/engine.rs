@@ -6,7 +6,9 @@ use image::RgbImage;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::accuracy::{Mode, Techniques, mirrored, rotated};
+use crate::accuracy::{
+    ALIGNMENT_JITTER, Mode, SMALL_FACE_INTEROCULAR_PX, Techniques, mirrored, rotated, spread_landmarks,
+};
 use crate::align::{AlignedFace, align};
 use crate::analysis::{Decision, Detection, FaceAnalysis, Timings, ms};
 use crate::calibration::Calibration;
@@ -144,6 +146,15 @@ impl Engine {
     /// [`Error::Inference`] when a model fails.
     pub fn faces(&self, image: &RgbImage, query: FaceQuery) -> Result<Vec<Face>> {
         self.finder.find(image, query)
+    }
+
+    /// For each face of `image`, the confirmer's (O-Net's) probability that it is a human face;
+    /// [`FaceQuery::All`] and [`FaceQuery::Usable`] keep faces at or above its `min_probability`.
+    ///
+    /// # Errors
+    /// [`Error::Inference`] when the model fails.
+    pub fn face_probabilities(&self, image: &RgbImage, faces: &[Face]) -> Result<Vec<f32>> {
+        self.finder.confirmer.probabilities(image, faces)
     }
 
     /// Decodes a photo and finds every human face in it ([`FaceQuery::All`]).
@@ -293,6 +304,30 @@ impl Engine {
         techniques.min_interocular_px.unwrap_or(self.config.quality.min_interocular_px)
     }
 
+    /// The crops `techniques` embeds beside `aligned` (whose embeddings are averaged with its): its
+    /// mirror image and, for a small face, the face aligned with its landmarks spread and drawn in
+    /// (see [`Mode::Accurate`]).
+    fn extra_crops(
+        &self,
+        image: &RgbImage,
+        face: &Face,
+        scale: f32,
+        aligned: &AlignedFace,
+        techniques: Techniques,
+    ) -> Result<Vec<AlignedFace>> {
+        let mut out = Vec::new();
+        if techniques.flip {
+            out.push(mirrored(aligned)?);
+        }
+        if techniques.jitter_small_faces && face.interocular() < SMALL_FACE_INTEROCULAR_PX {
+            let local = face.mapped(&Affine::scale(scale));
+            for factor in [1.0 + ALIGNMENT_JITTER, 1.0 - ALIGNMENT_JITTER] {
+                out.push(self.align(image, &spread_landmarks(&local, factor))?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Align, assess and embed `face` (photo coordinates) from `image` (the photo at `scale`).
     fn finish(
         &self,
@@ -309,16 +344,17 @@ impl Engine {
         timings.align_ms = ms(t);
 
         let t = Instant::now();
-        let template = if techniques.flip {
-            let mirror = mirrored(&aligned)?;
-            let both = self.embedder.embed(&[&aligned, &mirror])?;
-            let sum: Vec<f32> = match &both[..] {
-                [a, b] => a.as_slice().iter().zip(b.as_slice()).map(|(x, y)| x + y).collect(),
-                _ => return Err(Error::Inference("expected two embeddings".into())),
-            };
-            Template { model: self.model_id().to_string(), embedding: Embedding::from_raw(sum)? }
-        } else {
+        let extra = self.extra_crops(image, &face, scale, &aligned, techniques)?;
+        let template = if extra.is_empty() {
             self.embed(&[&aligned])?.pop().ok_or_else(|| Error::Inference("no embedding".into()))?
+        } else {
+            let crops: Vec<&AlignedFace> = std::iter::once(&aligned).chain(&extra).collect();
+            let embeddings = self.embedder.embed(&crops)?;
+            let mut sum = vec![0f32; embeddings.first().map_or(0, |e| e.as_slice().len())];
+            for e in &embeddings {
+                sum.iter_mut().zip(e.as_slice()).for_each(|(s, x)| *s += x);
+            }
+            Template { model: self.model_id().to_string(), embedding: Embedding::from_raw(sum)? }
         };
         timings.embed_ms = ms(t);
 

@@ -43,7 +43,7 @@ mod similarity;
 mod store;
 mod warp;
 
-pub use accuracy::{ACCURATE_MIN_INTEROCULAR_PX, Mode};
+pub use accuracy::{ACCURATE_MIN_INTEROCULAR_PX, ALIGNMENT_JITTER, Mode, SMALL_FACE_INTEROCULAR_PX};
 pub use align::AlignedFace;
 pub use analysis::{Decision, Detection, FaceAnalysis, Timings, Verdict};
 pub use calibration::Calibration;

@@ -125,3 +125,30 @@ fn refuses_when_every_genuine_pair_fails_to_acquire() {
         &["none of the 2 genuine (same-person) pairs could be scored", "failure to acquire", "no_face.png"],
     );
 }
+
+#[test]
+fn scores_csv_has_a_row_per_scored_pair_with_both_captures() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pairs = write_pairs(dir.path(), "pairs.csv", &PAIRS);
+    let csv = dir.path().join("scores.csv");
+    let out = run_eval(&pairs, &dir.path().join("report.json"), &["--scores", csv.to_str().expect("UTF-8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let text = std::fs::read_to_string(&csv).expect("scores CSV");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    assert_eq!(header[..5], ["a", "b", "same", "fold", "score"]);
+    assert!(header.contains(&"interocular_a") && header.contains(&"quality_b"), "{header:?}");
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(Some(rows.len() as u64), report["scored_pairs"].as_u64(), "{text}");
+    for (row, (a, _, label)) in rows.iter().zip(PAIRS.iter()) {
+        assert!(row.starts_with(&format!("\"{}", crate::testdata(a).display())), "{row}");
+        let fields: Vec<&str> = row.rsplitn(12, ',').collect();
+        // From the right: detection b, a, sharpness b, a, quality b, a, eyes b, a, score, fold, same.
+        let (same, score): (&str, f32) = (fields[10], fields[8].parse().expect("a score"));
+        assert_eq!(same, if *label == "1" { "1" } else { "0" }, "{row}");
+        assert!((-1.0..=1.0).contains(&score), "{row}");
+        let eyes: f32 = fields[7].parse().expect("an eye distance");
+        assert!(eyes > 16.0, "{row}");
+    }
+}

@@ -5,7 +5,10 @@ use std::io::Cursor;
 
 use image::imageops::{FilterType, flip_horizontal, resize, rotate90};
 use image::{ImageFormat, RgbImage};
-use wajah::{ACCURATE_MIN_INTEROCULAR_PX, Embedding, Error, FacePolicy, Mode, QualityIssue};
+use wajah::{
+    ACCURATE_MIN_INTEROCULAR_PX, ALIGNMENT_JITTER, Embedding, Error, FacePolicy, Mode, Point, QualityIssue,
+    SMALL_FACE_INTEROCULAR_PX,
+};
 
 use crate::{engine, read};
 
@@ -38,6 +41,47 @@ fn the_accurate_template_averages_the_face_and_its_mirror_image() {
     assert!(plain < 0.9999 && plain > 0.9, "fast and accurate templates of one photo: {plain}");
     // Templates of both modes are comparable: the same model id.
     assert_eq!(fast.template.model, accurate.template.model);
+}
+
+#[test]
+fn a_small_face_is_averaged_over_two_more_alignments_in_accurate_mode() {
+    let e = engine();
+    let image = upright();
+    let eyes = e.analyze_in(&read(PHOTO), FacePolicy::Single, Mode::Fast).expect("fast").face.interocular();
+    assert!(eyes >= SMALL_FACE_INTEROCULAR_PX, "the full photo's face is not small: {eyes}");
+    // Eyes about 26 px apart, like a face on an ID card.
+    let scale = 26.0 / eyes;
+    let (w, h) = ((image.width() as f32 * scale) as u32, (image.height() as f32 * scale) as u32);
+    let small_image = resize(&image, w, h, FilterType::Triangle);
+    let accurate = e.analyze_in(&png(&small_image), FacePolicy::Single, Mode::Accurate).expect("accurate");
+    assert!(accurate.face.interocular() < SMALL_FACE_INTEROCULAR_PX);
+
+    // The same four crops by hand: the face, its mirror, and the face aligned with its landmarks
+    // spread and drawn in about their centroid.
+    let face = accurate.face;
+    let centre =
+        face.landmarks.iter().fold(Point::default(), |c, p| Point { x: c.x + p.x / 5.0, y: c.y + p.y / 5.0 });
+    let spread = |factor: f32| {
+        let mut f = face;
+        for p in &mut f.landmarks {
+            *p = Point { x: centre.x + (p.x - centre.x) * factor, y: centre.y + (p.y - centre.y) * factor };
+        }
+        e.align(&small_image, &f).expect("aligns")
+    };
+    let mirror = accurate.aligned.with_image(flip_horizontal(accurate.aligned.image())).expect("same size");
+    let (larger, smaller) = (spread(1.0 + ALIGNMENT_JITTER), spread(1.0 - ALIGNMENT_JITTER));
+    let four = e.embed(&[&accurate.aligned, &mirror, &larger, &smaller]).expect("embeds");
+    let average = |templates: &[wajah::Template]| {
+        let mut sum = vec![0f32; 128];
+        for t in templates {
+            sum.iter_mut().zip(t.embedding.as_slice()).for_each(|(s, x)| *s += x);
+        }
+        Embedding::from_raw(sum).expect("unit vector")
+    };
+    let same = average(&four).similarity(&accurate.template.embedding).expect("same dimension").0;
+    assert!(same > 0.99999, "not the average of the four crops: {same}");
+    let flip_only = average(&four[..2]).similarity(&accurate.template.embedding).expect("same dimension").0;
+    assert!(flip_only < 0.9999, "the extra alignments changed nothing: {flip_only}");
 }
 
 #[test]
