@@ -19,9 +19,12 @@ fn photos() -> Vec<(&'static str, Vec<u8>)> {
         .collect()
 }
 
+fn config() -> EngineConfig {
+    EngineConfig { intra_threads: 1, sessions: 1, ..EngineConfig::in_dir(&root()) }
+}
+
 fn engine() -> Engine {
-    let config = EngineConfig { intra_threads: 1, sessions: 1, ..EngineConfig::in_dir(&root()) };
-    Engine::new(config).expect("engine (run `make setup` first)")
+    Engine::new(config()).expect("engine (run `make setup` first)")
 }
 
 fn stages(c: &mut Criterion) {
@@ -45,7 +48,19 @@ fn stages(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("find_faces", "512x512/policy(640+refine256)/1thread"), |b| {
         b.iter(|| engine.faces(&square, wajah::FaceQuery::All).expect("detects"))
     });
+    // What the refining pass and the O-Net check cost on their own.
+    let unrefined = Engine::new(EngineConfig {
+        detect: wajah::DetectPolicy { refine: false, ..wajah::DetectPolicy::default() },
+        ..config()
+    })
+    .expect("engine");
+    group.bench_function(BenchmarkId::new("find_faces", "512x512/policy(640, no refine)/1thread"), |b| {
+        b.iter(|| unrefined.faces(&square, wajah::FaceQuery::All).expect("detects"))
+    });
     let face = engine.faces(&square, wajah::FaceQuery::All).expect("detects")[0];
+    group.bench_function(BenchmarkId::new("confirm", "onet/1 face/1thread"), |b| {
+        b.iter(|| engine.face_probabilities(&square, &[face]).expect("confirms"))
+    });
     group.bench_function(BenchmarkId::new("align", "512x512->112x112"), |b| {
         b.iter(|| engine.align(&square, &face).expect("aligns"))
     });
