@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::index::{FaceIndex, IndexConfig};
 use crate::liveness::FacePatch;
 use crate::quality::CaptureMode;
-use crate::store::{Change, Enrollment, TemplateStore, Upsert};
+use crate::store::{Change, Enrollment, LOAD_BATCH, TemplateStore, Upsert};
 
 /// Where an enrolment's quality record (sealed in the store) keeps the ID photo's [`FacePatch`]
 /// (its reference region, 1,156 bytes, base64).
@@ -96,9 +96,9 @@ impl Gallery {
         // The position first: changes made while loading are applied again by `catch_up`, which
         // is harmless; none is missed.
         let position = store.change_position()?;
-        let enrolled = store.all(engine.model_id())?;
-        let other_models = store.count()?.saturating_sub(enrolled.len());
-        face_index.insert_many(enrolled.into_iter().map(|e| (e.subject, e.template.embedding)))?;
+        let loaded =
+            store.templates(engine.model_id(), LOAD_BATCH, &mut |batch| face_index.insert_many(batch))?;
+        let other_models = store.count()?.saturating_sub(loaded);
         Ok(Self {
             engine,
             store,

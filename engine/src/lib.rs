@@ -73,7 +73,7 @@ pub use pose::{HeadPose, head_pose};
 pub use quality::{CaptureMode, QualityIssue, QualityReport, QualityThresholds, quality_score};
 pub use similarity::{Hit, dot, dot_scalar, kernel_name, top_k};
 pub use store::{
-    AuditEvent, AuditLog, AuditRecord, Change, Enrollment, Keyring, SealedRow, SqliteStore, TemplateKey,
-    TemplateStore, Upsert,
+    AuditEvent, AuditLog, AuditRecord, Change, Enrollment, Keyring, LOAD_BATCH, SealedRow, SqliteStore,
+    TemplateKey, TemplateStore, Upsert,
 };
 pub use warp::resize;

@@ -24,7 +24,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fallible_iterator::FallibleIterator;
 use postgres::error::SqlState;
 use postgres::{Client, Config, Row};
-use wajah::{Change, Enrollment, Error, Keyring, Result, SealedRow, TemplateKey, TemplateStore, Upsert};
+use wajah::{
+    Change, Embedding, Enrollment, Error, Keyring, Result, SealedRow, TemplateKey, TemplateStore, Upsert,
+};
 
 pub use schema::VERSION as SCHEMA_VERSION;
 
@@ -100,8 +102,12 @@ impl PostgresStore {
     }
 
     fn remember(&self, e: &Enrollment, lookup: &[u8]) {
+        self.remember_subject(&e.subject, lookup);
+    }
+
+    fn remember_subject(&self, subject: &str, lookup: &[u8]) {
         let mut subjects = self.subjects.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        subjects.insert(lookup.to_vec(), e.subject.clone());
+        subjects.insert(lookup.to_vec(), subject.to_owned());
     }
 
     fn find(
@@ -210,6 +216,41 @@ impl TemplateStore for PostgresStore {
         }
         all.sort_by(|a, b| a.subject.cmp(&b.subject));
         Ok(all)
+    }
+
+    fn templates(
+        &self,
+        model: &str,
+        batch: usize,
+        each: &mut dyn FnMut(Vec<(String, Embedding)>) -> Result<()>,
+    ) -> Result<usize> {
+        let size = batch.max(1);
+        // One scan through a cursor, fetched a page at a time: no sort, and only a page of rows
+        // in memory on either side.
+        let mut client = self.pool.get()?;
+        let mut tx = client.transaction().map_err(db)?;
+        let sql = format!("SELECT {COLUMNS} FROM subjects WHERE model = $1");
+        let portal = tx.bind(sql.as_str(), &[&model]).map_err(db)?;
+        let page_rows = i32::try_from(size).unwrap_or(i32::MAX);
+        let mut count = 0;
+        loop {
+            let rows = tx.query_portal(&portal, page_rows).map_err(db)?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut page = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let r = sealed(row);
+                let (subject, embedding) = self.keys.open_template(&r)?;
+                self.remember_subject(&subject, &r.lookup);
+                page.push((subject, embedding));
+            }
+            drop(rows);
+            count += page.len();
+            each(page)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(count)
     }
 
     fn change_position(&self) -> Result<Option<i64>> {

@@ -66,6 +66,21 @@ fn the_store_contract_holds_on_postgres() {
         assert_eq!((got.template, got.photo_sha256), (enrollment(i).template, enrollment(i).photo_sha256));
     }
     assert_eq!(store.all(MODEL).expect("all").len(), 1000);
+    // Streamed in pages of 300, as a gallery loads: every template once, as its row holds it.
+    let (mut pages, mut streamed) = (Vec::new(), std::collections::BTreeMap::new());
+    let count = store
+        .templates(MODEL, 300, &mut |page| {
+            pages.push(page.len());
+            streamed.extend(page.into_iter().map(|(s, e)| (s, e.to_le_bytes())));
+            Ok(())
+        })
+        .expect("streams");
+    assert_eq!((count, pages, streamed.len()), (1000, vec![300, 300, 300, 100], 1000));
+    for e in store.all(MODEL).expect("all") {
+        assert_eq!(streamed[&e.subject], e.template.embedding.to_le_bytes(), "{}", e.subject);
+    }
+    let stopped = store.templates(MODEL, 300, &mut |_| Err(Error::Store("index full".into())));
+    assert!(matches!(stopped, Err(Error::Store(m)) if m == "index full"));
     // Nothing identifying in clear in the table.
     let dump = psql(&pg, "SELECT encode(lookup, 'hex') || encode(sealed, 'escape') FROM subjects");
     assert!(!dump.contains(&enrollment(5).subject), "a NIK in clear");
@@ -83,6 +98,7 @@ fn the_store_contract_holds_on_postgres() {
     let stranger = PostgresStore::open(&pg.url(), vec![key(9)], 1).expect("opens");
     assert!(matches!(stranger.get(&enrollment(1).subject, MODEL), Err(Error::NotEnrolled)));
     assert!(matches!(stranger.all(MODEL), Err(Error::Crypto(_))));
+    assert!(matches!(stranger.templates(MODEL, 10, &mut |_| Ok(())), Err(Error::Crypto(_))));
     let rotated = PostgresStore::open(&pg.url(), vec![key(9), key(7)], 1).expect("opens");
     assert_eq!(
         rotated.get(&enrollment(1).subject, MODEL).expect("old key reads").subject,

@@ -12,7 +12,11 @@ mod sqlite;
 
 use serde::{Deserialize, Serialize};
 
-use crate::embedding::Template;
+use crate::embedding::{Embedding, Template};
+
+/// How many rows a gallery has [`TemplateStore::templates`] read and decrypt at a time (about
+/// 120 MB of sealed rows that carry a face patch).
+pub const LOAD_BATCH: usize = 50_000;
 use crate::error::Result;
 
 pub use audit::{AuditEvent, AuditLog, AuditRecord};
@@ -108,11 +112,26 @@ pub trait TemplateStore: Send + Sync {
     /// [`Error::Store`].
     fn count(&self) -> Result<usize>;
 
-    /// Every enrolment made by `model`, decrypted, ordered by subject (for building a search index).
+    /// Every enrolment made by `model`, decrypted, ordered by subject. Holds every row in memory:
+    /// for a small store (tests, tools); a search index is built with [`TemplateStore::templates`].
     ///
     /// # Errors
     /// [`Error::Store`] or [`Error::Crypto`].
     fn all(&self, model: &str) -> Result<Vec<Enrollment>>;
+
+    /// Every template made by `model`, decrypted, handed to `each` as (subject, embedding) in
+    /// batches of at most `batch` (at least 1; a gallery uses [`LOAD_BATCH`]), in no particular
+    /// order; returns how many. One batch of rows is held at a time, so a gallery of millions
+    /// loads in the memory of its index.
+    ///
+    /// # Errors
+    /// [`Error::Store`], [`Error::Crypto`], or the first error `each` returns.
+    fn templates(
+        &self,
+        model: &str,
+        batch: usize,
+        each: &mut dyn FnMut(Vec<(String, Embedding)>) -> Result<()>,
+    ) -> Result<usize>;
 
     /// The position of the latest change, for a store that several processes share; `None` for
     /// one only this process writes (it has no change feed).

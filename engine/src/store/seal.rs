@@ -225,18 +225,7 @@ impl Keyring {
     /// # Errors
     /// [`Error::Crypto`] for an unknown key, a tampered or moved row.
     pub fn open(&self, row: &SealedRow) -> Result<Enrollment> {
-        let key = self.0.iter().find(|k| k.id == row.key_id).ok_or_else(|| {
-            Error::Crypto(format!("row sealed with key {} which is not configured", row.key_id))
-        })?;
-        if row.nonce.len() != 12 {
-            return Err(Error::Crypto("stored nonce has the wrong length".into()));
-        }
-        let aad = aad(&row.lookup, &row.model, &row.key_id);
-        let plain = Zeroizing::new(
-            key.cipher()
-                .decrypt(Nonce::from_slice(&row.nonce), Payload { msg: &row.sealed, aad: &aad })
-                .map_err(|_| Error::Crypto("enrolment does not decrypt: wrong key or tampered row".into()))?,
-        );
+        let plain = self.decrypt(row)?;
         let mut rest = plain.as_slice();
         let subject = text(take(&mut rest)?)?;
         let photo_sha256 = text(take(&mut rest)?)?;
@@ -249,6 +238,35 @@ impl Keyring {
             created_ms: row.created_ms,
             updated_ms: row.updated_ms,
         })
+    }
+
+    /// The subject and template of a row sealed by any of the keys, without reading the rest of
+    /// the record (what an index is built from).
+    ///
+    /// # Errors
+    /// As [`Keyring::open`].
+    pub fn open_template(&self, row: &SealedRow) -> Result<(String, Embedding)> {
+        let plain = self.decrypt(row)?;
+        let mut rest = plain.as_slice();
+        let subject = text(take(&mut rest)?)?;
+        take(&mut rest)?;
+        take(&mut rest)?;
+        Ok((subject, Embedding::from_le_bytes(rest)?))
+    }
+
+    fn decrypt(&self, row: &SealedRow) -> Result<Zeroizing<Vec<u8>>> {
+        let key = self.0.iter().find(|k| k.id == row.key_id).ok_or_else(|| {
+            Error::Crypto(format!("row sealed with key {} which is not configured", row.key_id))
+        })?;
+        if row.nonce.len() != 12 {
+            return Err(Error::Crypto("stored nonce has the wrong length".into()));
+        }
+        let aad = aad(&row.lookup, &row.model, &row.key_id);
+        Ok(Zeroizing::new(
+            key.cipher()
+                .decrypt(Nonce::from_slice(&row.nonce), Payload { msg: &row.sealed, aad: &aad })
+                .map_err(|_| Error::Crypto("enrolment does not decrypt: wrong key or tampered row".into()))?,
+        ))
     }
 
     /// Opens a row of the first schema (subject in clear, only the template sealed), for migration.

@@ -12,6 +12,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_i
 
 use super::seal::{Keyring, SealedRow};
 use super::{Enrollment, TemplateKey, TemplateStore, Upsert};
+use crate::embedding::Embedding;
 use crate::error::{Error, Result};
 
 /// Schema version written to `PRAGMA user_version`.
@@ -318,5 +319,30 @@ impl TemplateStore for SqliteStore {
         let mut all: Vec<Enrollment> = rows.iter().map(|r| self.keys.open(r)).collect::<Result<_>>()?;
         all.sort_by(|a, b| a.subject.cmp(&b.subject));
         Ok(all)
+    }
+
+    fn templates(
+        &self,
+        model: &str,
+        batch: usize,
+        each: &mut dyn FnMut(Vec<(String, Embedding)>) -> Result<()>,
+    ) -> Result<usize> {
+        let size = batch.max(1);
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!("{SELECT} WHERE model = ?1")).map_err(store_err)?;
+        let mut rows = stmt.query([model]).map_err(store_err)?;
+        let (mut page, mut count) = (Vec::with_capacity(size), 0);
+        while let Some(r) = rows.next().map_err(store_err)? {
+            page.push(self.keys.open_template(&row(r).map_err(store_err)?)?);
+            if page.len() == size {
+                count += page.len();
+                each(std::mem::replace(&mut page, Vec::with_capacity(size)))?;
+            }
+        }
+        count += page.len();
+        if !page.is_empty() {
+            each(page)?;
+        }
+        Ok(count)
     }
 }

@@ -66,6 +66,21 @@ fn thousand_enrolments_survive_reopening_bit_identical_and_encrypted() {
         );
     }
     assert_eq!(store.all(MODEL).expect("all").len(), 1000);
+    // Streamed in pages of 300, as a gallery loads: every template once, as its row holds it.
+    let (mut pages, mut streamed) = (Vec::new(), std::collections::BTreeMap::new());
+    let count = store
+        .templates(MODEL, 300, &mut |page| {
+            pages.push(page.len());
+            streamed.extend(page.into_iter().map(|(s, e)| (s, e.to_le_bytes())));
+            Ok(())
+        })
+        .expect("streams");
+    assert_eq!((count, pages, streamed.len()), (1000, vec![300, 300, 300, 100], 1000));
+    for e in store.all(MODEL).expect("all") {
+        assert_eq!(streamed[&e.subject], e.template.embedding.to_le_bytes(), "{}", e.subject);
+    }
+    let stopped = store.templates(MODEL, 300, &mut |_| Err(Error::Store("index full".into())));
+    assert!(matches!(stopped, Err(Error::Store(m)) if m == "index full"));
     drop(store);
 
     // No plaintext template anywhere in the database files: search for every template's first
@@ -223,6 +238,7 @@ fn wrong_key_and_moved_rows_do_not_decrypt_and_rotation_reseals() {
     let other = SqliteStore::open(&path, vec![new()]).expect("opens");
     assert!(matches!(other.get(&a.subject, MODEL), Err(Error::NotEnrolled)));
     assert!(matches!(other.all(MODEL), Err(Error::Crypto(_))));
+    assert!(matches!(other.templates(MODEL, 10, &mut |_| Ok(())), Err(Error::Crypto(_))));
     drop(other);
     // A ciphertext copied onto another subject's row fails authentication.
     let conn = rusqlite::Connection::open(&path).expect("raw open");
