@@ -3,6 +3,9 @@
 
   opencv_peer.py prepare SRC_LIST OUT_512 OUT_12MP   make the test photos
   opencv_peer.py time DIR MODELS REPEATS            per-stage medians as JSON
+  opencv_peer.py throughput DIR MODELS REPEATS      loads, warms up, prints `ready`, waits for a line on
+                                                    stdin, runs every photo REPEATS times, prints the
+                                                    wall-clock start and end (Unix seconds) as JSON
   opencv_peer.py lfw PAIRS ROOT MODELS              10-fold accuracy on an LFW pairs file
   opencv_peer.py names                              the packaged detector and recogniser file names
 
@@ -83,6 +86,20 @@ def time_dir(d, models, repeats):
     print(json.dumps({"photos": len(photos), "opencv": cv2.__version__, **{k: float(np.median(v)) for k, v in t.items()}}))
 
 
+def throughput(d, models, repeats):
+    p = Pipeline(models)
+    photos = [f.read_bytes() for f in sorted(Path(d).iterdir())]
+    for data in photos[:2]:
+        p.template(data, {})
+    work = photos * int(repeats)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    start = time.time()
+    templates = sum(p.template(data, {}) is not None for data in work)
+    end = time.time()
+    print(json.dumps({"photos": len(work), "templates": templates, "workers": 1, "start": start, "end": end}))
+
+
 def lfw(pairs, root, models):
     p = Pipeline(models)
     lines = [l.split() for l in Path(pairs).read_text().splitlines() if l.strip()]
@@ -122,4 +139,4 @@ def names():
 
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
-    {"prepare": prepare, "time": time_dir, "lfw": lfw, "names": names}[cmd](*args)
+    {"prepare": prepare, "time": time_dir, "throughput": throughput, "lfw": lfw, "names": names}[cmd](*args)

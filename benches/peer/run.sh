@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Peer harness: wajah vs OpenCV 5.0's own FaceDetectorYN + FaceRecognizerSF, same photos, same thread
 # count (1), same run. Prints per-stage medians and the wajah/OpenCV ratio for 512x512 photos and
-# for ~12 MP phone-size JPEGs, and the LFW-mini accuracy of both. Needs `make setup`.
+# for ~12 MP phone-size JPEGs, photos/s on 2 cores (two processes each side), and the LFW-mini
+# accuracy of both. Needs `make setup`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 KIT=${KIT:-../shared/testkit}
@@ -53,6 +54,68 @@ for SET in 512 12mp; do
   done
   report "$SET" "$W" "$O"
 done
+# Throughput on 2 cores: two processes of 1 inference thread each side, every process running all
+# the photos THROUGHPUT_REPEATS times; also one process (the 1-core figure) and one wajah process
+# with 2 workers (2 sessions, a rayon pool of 2). Each process loads and warms up, prints `ready`
+# and waits on stdin; all are released together, and photos/s is the photos of all of them over
+# the span from the first start to the last end (their Unix clocks). Configurations take turns,
+# THROUGHPUT_ROUNDS rounds. `others` is the CPU that other processes took meanwhile (busy time in
+# /proc/stat less this section's children's), in cores: above ~0.1 the 2-process figures are low.
+THROUGHPUT_REPEATS=${THROUGHPUT_REPEATS:-2}
+THROUGHPUT_ROUNDS=${THROUGHPUT_ROUNDS:-5}
+python3 - ./target/release/peer $VENV/bin/python benches/peer/opencv_peer.py $MODELS "$WORK" \
+  "$THROUGHPUT_REPEATS" "$THROUGHPUT_ROUNDS" <<'PY'
+import json, os, statistics, subprocess, sys, time
+peer, python, script, models, work = sys.argv[1:6]
+repeats, rounds = int(sys.argv[6]), int(sys.argv[7])
+others = []  # (CPU seconds of other processes, wall seconds) per run
+
+def busy_s():
+    v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+def photos_per_s(cmds):
+    t0, b0, c0 = time.time(), busy_s(), sum(os.times()[2:4])
+    ps = [subprocess.Popen(c, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for c in cmds]
+    for p in ps:
+        if p.stdout.readline().strip() != "ready":
+            sys.exit(f"not ready: {p.args}")
+    for p in ps:
+        p.stdin.write("\n")
+        p.stdin.flush()
+    rs = [json.loads(p.stdout.readline()) for p in ps]
+    for p in ps:
+        p.wait()
+    if any(r["templates"] != r["photos"] for r in rs):
+        sys.exit(f"a photo without a template: {rs}")
+    others.append((busy_s() - b0 - (sum(os.times()[2:4]) - c0), time.time() - t0))
+    return sum(r["photos"] for r in rs) / (max(r["end"] for r in rs) - min(r["start"] for r in rs))
+
+med = statistics.median
+ratio = lambda a, b: med(x / y for x, y in zip(a, b))
+n = len(os.listdir(f"{work}/512"))
+print(f"\nthroughput, photos/s on 2 cores, 1 inference thread per process or worker, {n} photos {repeats}x per"
+      f" process ({2 * repeats}x for 1p2w), median of {rounds} alternating rounds (x1p, wajah/opencv: median of"
+      " the rounds' ratios)")
+print(f"{'set':5} {'wajah 1p':>9} {'wajah 2p':>9} {'x1p':>5} {'wajah 1p2w':>11} {'x1p':>5}"
+      f" {'opencv 1p':>10} {'opencv 2p':>10} {'x1p':>5} {'wajah/opencv 2p':>16} {'others':>7}")
+for s in ("512", "12mp"):
+    d = f"{work}/{s}"
+    w = lambda workers, reps: [peer, "--throughput", str(workers), d, str(reps)]
+    o = [python, script, "throughput", d, models, str(repeats)]
+    g = {k: [] for k in ("w1", "o1", "w2", "o2", "w1x2")}
+    others.clear()
+    for _ in range(rounds):
+        g["w1"].append(photos_per_s([w(1, repeats)]))
+        g["o1"].append(photos_per_s([o]))
+        g["w2"].append(photos_per_s([w(1, repeats)] * 2))
+        g["o2"].append(photos_per_s([o] * 2))
+        g["w1x2"].append(photos_per_s([w(2, 2 * repeats)]))
+    print(f"{s:5} {med(g['w1']):9.1f} {med(g['w2']):9.1f} {ratio(g['w2'], g['w1']):5.2f} {med(g['w1x2']):11.1f}"
+          f" {ratio(g['w1x2'], g['w1']):5.2f} {med(g['o1']):10.1f} {med(g['o2']):10.1f} {ratio(g['o2'], g['o1']):5.2f}"
+          f" {ratio(g['w2'], g['o2']):16.2f} {sum(c for c, _ in others) / sum(t for _, t in others):7.2f}"
+          "   rounds " + ", ".join(f"{a / b:.2f}" for a, b in zip(g["w2"], g["o2"])), flush=True)
+PY
 echo
 ./target/release/wajah eval --pairs $KIT/lfw_mini/pairs_mini.txt --root $KIT/lfw_mini --out "$WORK/lfw.json" >/dev/null
 python3 -c "import json; r=json.load(open('$WORK/lfw.json')); print(f\"lfw_mini wajah : 10-fold accuracy {r['ten_fold']['accuracy_mean']:.4f} +- {r['ten_fold']['accuracy_std']:.4f}, at threshold {r['accuracy_at_threshold']:.4f}\")"
