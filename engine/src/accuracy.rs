@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::align::AlignedFace;
 use crate::detect::{Face, Point};
+use crate::embedding::Embedding;
 use crate::error::{Error, Result};
 
 /// How much work a template gets.
@@ -89,9 +90,39 @@ impl std::str::FromStr for Mode {
     }
 }
 
+/// The crops `techniques` embeds beside `aligned` (their embeddings are averaged with its): its
+/// mirror image and, for a small `face` (photo coordinates), the face realigned by `realign` with
+/// its landmarks spread and drawn in (see [`Mode::Accurate`]).
+pub(crate) fn extra_crops(
+    aligned: &AlignedFace,
+    face: &Face,
+    techniques: Techniques,
+    realign: impl Fn(&Face) -> Result<AlignedFace>,
+) -> Result<Vec<AlignedFace>> {
+    let mut out = Vec::new();
+    if techniques.flip {
+        out.push(mirrored(aligned)?);
+    }
+    if techniques.jitter_small_faces && face.interocular() < SMALL_FACE_INTEROCULAR_PX {
+        for factor in [1.0 + ALIGNMENT_JITTER, 1.0 - ALIGNMENT_JITTER] {
+            out.push(realign(&spread_landmarks(face, factor))?);
+        }
+    }
+    Ok(out)
+}
+
+/// The normalised sum of `embeddings` (one template from several crops of a face).
+pub(crate) fn averaged(embeddings: &[Embedding]) -> Result<Embedding> {
+    let mut sum = vec![0f32; embeddings.first().map_or(0, |e| e.as_slice().len())];
+    for e in embeddings {
+        sum.iter_mut().zip(e.as_slice()).for_each(|(s, x)| *s += x);
+    }
+    Embedding::from_raw(sum)
+}
+
 /// `face` with its landmarks moved `factor` times their distance from their centroid (box and score
 /// kept): the same face aligned a little larger (`factor` < 1) or smaller (`factor` > 1).
-pub(crate) fn spread_landmarks(face: &Face, factor: f32) -> Face {
+fn spread_landmarks(face: &Face, factor: f32) -> Face {
     let n = face.landmarks.len() as f32;
     let cx = face.landmarks.iter().map(|p| p.x).sum::<f32>() / n;
     let cy = face.landmarks.iter().map(|p| p.y).sum::<f32>() / n;

@@ -6,9 +6,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::accuracy::{
-    ALIGNMENT_JITTER, Mode, SMALL_FACE_INTEROCULAR_PX, Techniques, mirrored, rotated, spread_landmarks,
-};
+use crate::accuracy::{Mode, Techniques, averaged, extra_crops, rotated};
 use crate::align::{AlignedFace, align};
 use crate::analysis::{Decision, Detection, FaceAnalysis, Timings, ms};
 use crate::calibration::Calibration;
@@ -17,7 +15,7 @@ use crate::confirm::FaceConfirmer;
 use crate::decode::{Photo, decode};
 use crate::detect::{Face, Point, YuNet};
 use crate::embed::{Embedder, OnnxEmbedder};
-use crate::embedding::{Embedding, Template};
+use crate::embedding::Template;
 use crate::error::{Error, Result};
 use crate::liveness::{FacePatch, PresentationAttackDetector, plane_fit};
 use crate::locate::{FaceFinder, FaceQuery};
@@ -304,30 +302,6 @@ impl Engine {
         techniques.min_interocular_px.unwrap_or(self.config.quality.min_interocular_px)
     }
 
-    /// The crops `techniques` embeds beside `aligned` (whose embeddings are averaged with its): its
-    /// mirror image and, for a small face, the face aligned with its landmarks spread and drawn in
-    /// (see [`Mode::Accurate`]).
-    fn extra_crops(
-        &self,
-        image: &RgbImage,
-        face: &Face,
-        scale: f32,
-        aligned: &AlignedFace,
-        techniques: Techniques,
-    ) -> Result<Vec<AlignedFace>> {
-        let mut out = Vec::new();
-        if techniques.flip {
-            out.push(mirrored(aligned)?);
-        }
-        if techniques.jitter_small_faces && face.interocular() < SMALL_FACE_INTEROCULAR_PX {
-            let local = face.mapped(&Affine::scale(scale));
-            for factor in [1.0 + ALIGNMENT_JITTER, 1.0 - ALIGNMENT_JITTER] {
-                out.push(self.align(image, &spread_landmarks(&local, factor))?);
-            }
-        }
-        Ok(out)
-    }
-
     /// Align, assess and embed `face` (photo coordinates) from `image` (the photo at `scale`).
     fn finish(
         &self,
@@ -344,17 +318,15 @@ impl Engine {
         timings.align_ms = ms(t);
 
         let t = Instant::now();
-        let extra = self.extra_crops(image, &face, scale, &aligned, techniques)?;
+        let extra = extra_crops(&aligned, &face, techniques, |f| {
+            self.align(image, &f.mapped(&Affine::scale(scale)))
+        })?;
         let template = if extra.is_empty() {
             self.embed(&[&aligned])?.pop().ok_or_else(|| Error::Inference("no embedding".into()))?
         } else {
             let crops: Vec<&AlignedFace> = std::iter::once(&aligned).chain(&extra).collect();
-            let embeddings = self.embedder.embed(&crops)?;
-            let mut sum = vec![0f32; embeddings.first().map_or(0, |e| e.as_slice().len())];
-            for e in &embeddings {
-                sum.iter_mut().zip(e.as_slice()).for_each(|(s, x)| *s += x);
-            }
-            Template { model: self.model_id().to_string(), embedding: Embedding::from_raw(sum)? }
+            let embedding = averaged(&self.embedder.embed(&crops)?)?;
+            Template { model: self.model_id().to_string(), embedding }
         };
         timings.embed_ms = ms(t);
 
