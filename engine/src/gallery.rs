@@ -277,7 +277,7 @@ impl Gallery {
     /// # Errors
     /// [`Error::NotEnrolled`], [`Error::ModelMismatch`], store errors.
     pub fn template(&self, subject: &str) -> Result<Template> {
-        Ok(self.store.get(subject, self.engine.model_id())?.template)
+        self.store.get_template(subject, self.engine.model_id())
     }
 
     /// The template enrolled for `subject` and the ID photo's face patch (`None` for enrolments
@@ -344,11 +344,8 @@ impl Gallery {
         // row that cannot be read keeps its int8 score, within a hundredth of the exact one).
         let model = self.engine.model_id();
         let exact = |subject: &str| {
-            let enrolled = self.store.get(subject, model).ok()?;
-            Some(crate::similarity::dot(
-                template.embedding.as_slice(),
-                enrolled.template.embedding.as_slice(),
-            ))
+            let enrolled = self.store.get_template(subject, model).ok()?;
+            Some(crate::similarity::dot(template.embedding.as_slice(), enrolled.embedding.as_slice()))
         };
         let matches = self.read_index()?.search_rescored(&template.embedding, k, exact)?;
         Ok(matches

@@ -25,7 +25,8 @@ use fallible_iterator::FallibleIterator;
 use postgres::error::SqlState;
 use postgres::{Client, Config, Row};
 use wajah::{
-    Change, Embedding, Enrollment, Error, Keyring, Result, SealedRow, TemplateKey, TemplateStore, Upsert,
+    Change, Embedding, Enrollment, Error, Keyring, Result, SealedRow, Template, TemplateKey, TemplateStore,
+    Upsert,
 };
 
 pub use schema::VERSION as SCHEMA_VERSION;
@@ -101,6 +102,16 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// The subject's row, which must have been made by `model`.
+    fn row_of(&self, subject: &str, model: &str) -> Result<SealedRow> {
+        let found = Self::find(&mut *self.pool.get()?, &self.keys.lookups(subject), false)?
+            .ok_or(Error::NotEnrolled)?;
+        if found.model != model {
+            return Err(Error::ModelMismatch { expected: model.into(), found: found.model });
+        }
+        Ok(found)
+    }
+
     fn remember(&self, e: &Enrollment, lookup: &[u8]) {
         self.remember_subject(&e.subject, lookup);
     }
@@ -168,12 +179,12 @@ impl TemplateStore for PostgresStore {
     }
 
     fn get(&self, subject: &str, model: &str) -> Result<Enrollment> {
-        let found = Self::find(&mut *self.pool.get()?, &self.keys.lookups(subject), false)?
-            .ok_or(Error::NotEnrolled)?;
-        if found.model != model {
-            return Err(Error::ModelMismatch { expected: model.into(), found: found.model });
-        }
-        self.keys.open(&found)
+        self.keys.open(&self.row_of(subject, model)?)
+    }
+
+    fn get_template(&self, subject: &str, model: &str) -> Result<Template> {
+        let (_, embedding) = self.keys.open_template(&self.row_of(subject, model)?)?;
+        Ok(Template { model: model.into(), embedding })
     }
 
     fn delete(&self, subject: &str) -> Result<bool> {

@@ -91,9 +91,12 @@ fn the_store_contract_holds_on_postgres() {
     assert_eq!(store.upsert(&first).expect("ok"), Upsert::Unchanged);
     assert_eq!(store.upsert(&other).expect("ok"), Upsert::Replaced);
     assert!(matches!(store.get(&first.subject, "other-model"), Err(Error::ModelMismatch { .. })));
+    assert!(matches!(store.get_template(&first.subject, "other-model"), Err(Error::ModelMismatch { .. })));
+    assert_eq!(store.get_template(&first.subject, MODEL).expect("template"), other.template);
     assert!(store.delete(&first.subject).expect("ok"));
     assert!(!store.delete(&first.subject).expect("ok"));
     assert!(matches!(store.get(&first.subject, MODEL), Err(Error::NotEnrolled)));
+    assert!(matches!(store.get_template(&first.subject, MODEL), Err(Error::NotEnrolled)));
     // Another key cannot read the rows (or find them); both keys can, after rotation.
     let stranger = PostgresStore::open(&pg.url(), vec![key(9)], 1).expect("opens");
     assert!(matches!(stranger.get(&enrollment(1).subject, MODEL), Err(Error::NotEnrolled)));

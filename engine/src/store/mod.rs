@@ -99,6 +99,13 @@ pub trait TemplateStore: Send + Sync {
     /// [`Error::Crypto`] when it cannot be decrypted (wrong key, or tampered).
     fn get(&self, subject: &str, model: &str) -> Result<Enrollment>;
 
+    /// The subject's template alone (what a search rescores with), without reading the rest of
+    /// the record.
+    ///
+    /// # Errors
+    /// As [`TemplateStore::get`].
+    fn get_template(&self, subject: &str, model: &str) -> Result<Template>;
+
     /// Erases the subject's enrolment, leaving no trace of it in the store's files; false if there
     /// was none.
     ///

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_i
 
 use super::seal::{Keyring, SealedRow};
 use super::{Enrollment, TemplateKey, TemplateStore, Upsert};
-use crate::embedding::Embedding;
+use crate::embedding::{Embedding, Template};
 use crate::error::{Error, Result};
 
 /// Schema version written to `PRAGMA user_version`.
@@ -176,6 +176,15 @@ impl SqliteStore {
         tx.execute_batch("DROP TABLE enrollments").map_err(store_err)
     }
 
+    /// The subject's row, which must have been made by `model`.
+    fn row_of(&self, subject: &str, model: &str) -> Result<SealedRow> {
+        let found = self.find(&*self.conn()?, subject)?.ok_or(Error::NotEnrolled)?;
+        if found.model != model {
+            return Err(Error::ModelMismatch { expected: model.into(), found: found.model });
+        }
+        Ok(found)
+    }
+
     /// The subject's row under any configured key.
     fn find(&self, conn: &Connection, subject: &str) -> Result<Option<SealedRow>> {
         let lookups = self.keys.lookups(subject);
@@ -278,11 +287,12 @@ impl TemplateStore for SqliteStore {
     }
 
     fn get(&self, subject: &str, model: &str) -> Result<Enrollment> {
-        let found = self.find(&*self.conn()?, subject)?.ok_or(Error::NotEnrolled)?;
-        if found.model != model {
-            return Err(Error::ModelMismatch { expected: model.into(), found: found.model });
-        }
-        self.keys.open(&found)
+        self.keys.open(&self.row_of(subject, model)?)
+    }
+
+    fn get_template(&self, subject: &str, model: &str) -> Result<Template> {
+        let (_, embedding) = self.keys.open_template(&self.row_of(subject, model)?)?;
+        Ok(Template { model: model.into(), embedding })
     }
 
     fn delete(&self, subject: &str) -> Result<bool> {

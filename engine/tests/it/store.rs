@@ -104,6 +104,11 @@ fn another_models_template_is_refused_not_compared() {
         Err(Error::ModelMismatch { found, .. }) => assert_eq!(found, MODEL),
         other => panic!("expected ModelMismatch, got {other:?}"),
     }
+    assert!(matches!(
+        store.get_template(&enrollment(1).subject, "another-model:00000000"),
+        Err(Error::ModelMismatch { .. })
+    ));
+    assert_eq!(store.get_template(&enrollment(1).subject, MODEL).expect("template"), enrollment(1).template);
 }
 
 /// Child mode of this test binary: enrol batches of 10 forever, printing the committed count.
@@ -185,6 +190,7 @@ fn upsert_reports_created_replaced_unchanged() {
     assert!(store.delete(&first.subject).expect("ok"));
     assert!(!store.delete(&first.subject).expect("ok"));
     assert!(matches!(store.get(&first.subject, MODEL), Err(Error::NotEnrolled)));
+    assert!(matches!(store.get_template(&first.subject, MODEL), Err(Error::NotEnrolled)));
 }
 
 /// NIKs are not on disk in clear; after a delete, no byte sequence of the subject's row (its NIK,
