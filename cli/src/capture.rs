@@ -181,7 +181,7 @@ pub fn eval(
     // Refused in registration mode (every problem but those reported only).
     let rejected: Vec<Value> = compliant
         .iter()
-        .filter(|(_, a)| a.quality.issues.iter().any(|i| i.refuses_selfie()))
+        .filter(|(_, a)| a.quality.issues.iter().any(|i| i.refuses_selfie(engine.config().refuse_eyeglasses)))
         .map(|(r, a)| json!({ "file": r.path, "issues": a.quality.issues }))
         .collect();
     let mut scores: Vec<u8> = ok.iter().map(|(_, a)| a.quality.quality_score).collect();

@@ -126,6 +126,11 @@ pub struct EngineConfig {
     /// Refuse captures with quality issues (otherwise they are reported only).
     #[cfg_attr(feature = "clap", arg(skip))]
     pub reject_low_quality: bool,
+    /// In registration mode, also refuse a selfie with clear glasses (the IKD rule). Off by
+    /// default: the check still flags 3.5% of faces without glasses (README.md, "Capture
+    /// compliance"), so it is reported unless the operator chooses to refuse on it.
+    #[cfg_attr(feature = "clap", arg(skip))]
+    pub refuse_eyeglasses: bool,
     /// Decoding limits.
     #[cfg_attr(feature = "clap", arg(skip))]
     pub limits: DecodeLimits,
@@ -157,6 +162,7 @@ impl EngineConfig {
             liveness: LivenessThresholds::default(),
             duplicates: DuplicateCheck::default(),
             reject_low_quality: false,
+            refuse_eyeglasses: false,
             limits: DecodeLimits::default(),
         }
     }

@@ -306,13 +306,13 @@ impl Gallery {
     pub fn verify(&self, subject: &str, probe: &[u8], mode: CaptureMode) -> Result<Verification> {
         let (enrolled, id_photo) = self.enrolled(subject)?;
         let mut analysis = self.engine.analyze(probe)?;
-        let problems = mode.selfie_refusals(&analysis.quality);
+        let problems = mode.selfie_refusals(&analysis.quality, self.engine.config().refuse_eyeglasses);
         if !problems.is_empty() {
             return Err(Error::CaptureRejected { problems });
         }
         let decision = self.engine.compare(&analysis.template, &enrolled)?;
         if self.engine.flag_id_photo_replay(&decision, &mut analysis, id_photo.as_ref()) {
-            let problems = mode.selfie_refusals(&analysis.quality);
+            let problems = mode.selfie_refusals(&analysis.quality, self.engine.config().refuse_eyeglasses);
             if !problems.is_empty() {
                 return Err(Error::CaptureRejected { problems });
             }

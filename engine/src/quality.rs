@@ -93,10 +93,10 @@ impl QualityIssue {
     }
 
     /// Whether a selfie with this problem is refused in registration mode. Every problem is, but
-    /// `eyeglasses`: it is reported only, because its check still flags too many bare faces (README.md,
-    /// "Capture compliance") to refuse a citizen on it.
-    pub fn refuses_selfie(self) -> bool {
-        self != QualityIssue::Eyeglasses
+    /// `eyeglasses` only when `refuse_eyeglasses` (the engine setting): its check still flags some
+    /// bare faces (README.md, "Capture compliance").
+    pub fn refuses_selfie(self, refuse_eyeglasses: bool) -> bool {
+        self != QualityIssue::Eyeglasses || refuse_eyeglasses
     }
 
     /// Whether an ID photo (the enrolment) may have this problem. An enrolment is held to the ID-photo
@@ -134,11 +134,11 @@ impl std::str::FromStr for CaptureMode {
 }
 
 impl CaptureMode {
-    /// The problems of a selfie that refuse it in this mode.
-    pub fn selfie_refusals(self, report: &QualityReport) -> Vec<QualityIssue> {
+    /// The problems of a selfie that refuse it in this mode (`refuse_eyeglasses`: the engine setting).
+    pub fn selfie_refusals(self, report: &QualityReport, refuse_eyeglasses: bool) -> Vec<QualityIssue> {
         match self {
             CaptureMode::Registration => {
-                report.issues.iter().copied().filter(|i| i.refuses_selfie()).collect()
+                report.issues.iter().copied().filter(|i| i.refuses_selfie(refuse_eyeglasses)).collect()
             }
             CaptureMode::Check => Vec::new(),
         }

@@ -333,7 +333,7 @@ impl Engine {
                 reason(LivenessReason::ReplayedFrames);
             }
         }
-        let frontal_problems = mode.selfie_refusals(&frontal.quality);
+        let frontal_problems = mode.selfie_refusals(&frontal.quality, self.config().refuse_eyeglasses);
         if !frontal_problems.is_empty() {
             reason(LivenessReason::FrontalCaptureRejected);
         }

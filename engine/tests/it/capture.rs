@@ -122,7 +122,7 @@ fn compliant_testkit_photos_are_rarely_refused() {
         .filter_map(|file| {
             let a = engine().analyze_with(&read(file), FacePolicy::Largest).expect(file);
             let issues: Vec<QualityIssue> =
-                a.quality.issues.into_iter().filter(|i| i.refuses_selfie()).collect();
+                a.quality.issues.into_iter().filter(|i| i.refuses_selfie(false)).collect();
             (!issues.is_empty()).then_some((file, issues))
         })
         .collect();
@@ -186,10 +186,15 @@ fn the_quality_score_falls_with_blur_and_with_a_mask() {
 }
 
 fn gallery() -> (tempfile::TempDir, Gallery) {
+    gallery_with(false)
+}
+
+fn gallery_with(refuse_eyeglasses: bool) -> (tempfile::TempDir, Gallery) {
     let dir = tempfile::tempdir().expect("temp dir");
     let key = TemplateKey::create(&dir.path().join("key")).expect("key");
     let store = SqliteStore::open(&dir.path().join("t.db"), vec![key]).expect("store");
-    let engine = std::sync::Arc::new(wajah::Engine::new(engine().config().clone()).expect("engine"));
+    let config = wajah::EngineConfig { refuse_eyeglasses, ..engine().config().clone() };
+    let engine = std::sync::Arc::new(wajah::Engine::new(config).expect("engine"));
     let gallery = Gallery::open(engine, Box::new(store), IndexConfig::default()).expect("gallery");
     (dir, gallery)
 }
@@ -269,4 +274,30 @@ fn registration_refuses_a_masked_id_photo_and_a_photo_of_the_id_photo() {
         gallery.verify(nik, &read("identities/fr_obama/obama2.jpg"), CaptureMode::Check).expect("compared");
     assert!(live.decision.matched, "{:?}", live.decision);
     assert!(!live.analysis.quality.issues.contains(&QualityIssue::PhotoOfIdPhoto));
+}
+
+/// Clear glasses are reported in registration mode, and refuse a selfie once the operator sets
+/// `refuse_eyeglasses`; an ID photo with them is enrolled either way.
+#[test]
+fn eyeglasses_refuse_a_selfie_only_when_the_operator_asks() {
+    let (file, _, _) = assessed()
+        .iter()
+        .find(|(_, y, issues)| y[0] && issues.as_slice() == [QualityIssue::Eyeglasses])
+        .expect("a labelled photo whose only problem is its glasses");
+    let photo = read(file);
+    for refuse in [false, true] {
+        let (_dir, gallery) = gallery_with(refuse);
+        let nik = "3201011505900003";
+        gallery.enroll(nik, &photo, CaptureMode::Registration).expect("glasses do not refuse an ID photo");
+        // The selfie is the ID photo itself, so without the glasses refusal it is compared and then
+        // refused as a photo of the ID photo; with it, it is refused for the glasses before that.
+        match gallery.verify(nik, &photo, CaptureMode::Registration) {
+            Err(Error::CaptureRejected { problems }) => {
+                let expected =
+                    if refuse { vec![QualityIssue::Eyeglasses] } else { vec![QualityIssue::PhotoOfIdPhoto] };
+                assert_eq!(problems, expected, "{file} with refuse_eyeglasses = {refuse}");
+            }
+            other => panic!("{file} with refuse_eyeglasses = {refuse}: {:?}", other.map(|v| v.decision)),
+        }
+    }
 }
