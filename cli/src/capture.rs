@@ -20,7 +20,9 @@ pub struct Labelled {
 }
 
 /// Reads a labels CSV with a header naming `path` (or `file`) and the columns `eyeglasses`,
-/// `sunglasses`, `mask`, `face_occluded` (0/1), and optionally `split`. Paths are relative to `root`.
+/// `sunglasses`, `mask`, `face_occluded` (0/1), and optionally `split` and `notes`. Paths are relative
+/// to `root`. Rows whose notes start with `EXCLUDE` (not a usable real face: a cartoon, a mannequin)
+/// are skipped.
 pub fn read_labels(file: &Path, root: &Path, split: Option<&str>) -> Result<Vec<Labelled>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
@@ -35,6 +37,7 @@ pub fn read_labels(file: &Path, root: &Path, split: Option<&str>) -> Result<Vec<
         .map(|o| col(o.as_str()).ok_or_else(|| anyhow!("{}: no `{}` column", file.display(), o.as_str())))
         .collect::<Result<_>>()?;
     let split_col = col("split");
+    let notes_col = col("notes");
     let mut out = Vec::new();
     for (i, line) in lines {
         let fields = csv_fields(line);
@@ -54,6 +57,9 @@ pub fn read_labels(file: &Path, root: &Path, split: Option<&str>) -> Result<Vec<
         if let Some(want) = split
             && row_split.is_some_and(|s| s != want)
         {
+            continue;
+        }
+        if notes_col.map(field).transpose()?.is_some_and(|n| n.starts_with("EXCLUDE")) {
             continue;
         }
         out.push(Labelled { path: root.join(field(path_col)?), labels });

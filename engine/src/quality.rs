@@ -92,9 +92,8 @@ impl QualityIssue {
         }
     }
 
-    /// Whether a selfie with this problem is refused in registration mode. Every problem is, but
-    /// `eyeglasses` only when `refuse_eyeglasses` (the engine setting): its check still flags some
-    /// bare faces (README.md, "Capture compliance").
+    /// Whether a selfie with this problem is refused in registration mode. Every problem is;
+    /// `eyeglasses` only with `refuse_eyeglasses` (the engine setting, on by default).
     pub fn refuses_selfie(self, refuse_eyeglasses: bool) -> bool {
         self != QualityIssue::Eyeglasses || refuse_eyeglasses
     }

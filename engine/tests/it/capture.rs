@@ -75,27 +75,26 @@ fn figures(o: Occlusion) -> (f64, f64, f64, usize) {
 #[test]
 fn masks_are_found_on_real_photos() {
     let (precision, recall, _, n) = figures(Occlusion::Mask);
-    assert!(n >= 30, "only {n} masked photos");
-    // Measured 0.956 / 0.989 (README.md); the issue's target is 0.95 / 0.95. Precision is one false
-    // flag above the target, so the floor leaves that one flag of room.
-    assert!(recall >= 0.95 && precision >= 0.94, "mask precision {precision:.3} recall {recall:.3} over {n}");
+    assert!(n >= 100, "only {n} masked photos");
+    // Measured 0.970 / 0.963 (README.md); the issue's target is 0.95 / 0.95.
+    assert!(recall >= 0.95 && precision >= 0.95, "mask precision {precision:.3} recall {recall:.3} over {n}");
 }
 
 #[test]
 fn sunglasses_are_found_on_real_photos() {
     let (_, recall, _, n) = figures(Occlusion::Sunglasses);
-    // Only three committed photos with sunglasses have a usable face, two of them also masked; one
-    // is found (README.md gives the recall on 81 held-out selfies that may not be redistributed:
-    // 0.926).
-    assert!(n >= 3, "only {n} photos with sunglasses");
-    assert!(recall >= 0.3, "sunglasses recall {recall:.3} over {n}");
+    // 11 committed photos with sunglasses have a usable face, most of them also masked; 9 are
+    // found, the two missed have lightly tinted lenses (README.md also gives the recall on 81
+    // held-out selfies that may not be redistributed: 0.914).
+    assert!(n >= 10, "only {n} photos with sunglasses");
+    assert!(recall >= 0.75, "sunglasses recall {recall:.3} over {n}");
 }
 
 #[test]
 fn eyeglasses_are_found_and_bare_faces_are_left_alone() {
     let (_, recall, false_flags, n) = figures(Occlusion::Eyeglasses);
-    assert!(n >= 10, "only {n} photos with eyeglasses");
-    // Measured 0.891 and 3.5% (README.md); the issue's target is 0.80 and 5%.
+    assert!(n >= 100, "only {n} photos with eyeglasses");
+    // Measured 0.811 and 1.4% (README.md); the issue's target is 0.80 and 5%.
     assert!(recall >= 0.80, "eyeglasses recall {recall:.3} over {n}");
     assert!(false_flags <= 0.05, "{false_flags:.3} of photos without eyeglasses flagged");
 }
@@ -121,14 +120,18 @@ fn compliant_testkit_photos_are_rarely_refused() {
         .iter()
         .filter_map(|file| {
             let a = engine().analyze_with(&read(file), FacePolicy::Largest).expect(file);
-            let issues: Vec<QualityIssue> =
-                a.quality.issues.into_iter().filter(|i| i.refuses_selfie(false)).collect();
+            let issues: Vec<QualityIssue> = a
+                .quality
+                .issues
+                .into_iter()
+                .filter(|i| i.refuses_selfie(engine().config().refuse_eyeglasses))
+                .collect();
             (!issues.is_empty()).then_some((file, issues))
         })
         .collect();
     let rate = refused.len() as f64 / whole.len().max(1) as f64;
     assert!(whole.len() >= 50, "only {} compliant photos", whole.len());
-    // Measured 0 of 59; the issue's target is 3%.
+    // Measured 1 of 59 (a portrait in eye make-up, flagged `eyeglasses`); the issue's target is 3%.
     assert!(rate <= 0.03, "{} of {} compliant photos refused: {refused:?}", refused.len(), whole.len());
 }
 
@@ -142,8 +145,8 @@ fn occlusion_checks_rarely_flag_a_bare_face() {
         .count();
     let rate = flagged as f64 / bare.len().max(1) as f64;
     assert!(bare.len() >= 200, "only {} bare faces", bare.len());
-    // Measured 18 of 348 (5.2%), most of them eyeglasses (README.md); 39 before the models were refitted.
-    assert!(rate <= 0.07, "{flagged} of {} bare faces flagged with an occlusion", bare.len());
+    // Measured 9 of 348 (2.6%) (README.md); 39 before the models were refitted.
+    assert!(rate <= 0.04, "{flagged} of {} bare faces flagged with an occlusion", bare.len());
 }
 
 #[test]
