@@ -226,8 +226,9 @@ pub fn error(code: &str, lang: Lang) -> &'static str {
             "Foto terlalu besar. Kirim foto dengan resolusi lebih kecil.",
             "The photo is too large. Send a smaller photo.",
         ),
-        // The detector misses many masked faces (no face in 34 of 129 masked photos of the capture
-        // evaluation set), so the citizen is told what hides a face as well.
+        // The detector misses many masked faces (in the capture evaluation set it finds none in 75
+        // of 218 masked photos, and a face in every one of the 418 without a mask), so the citizen
+        // is told what hides a face as well.
         "no_face" => (
             "Wajah tidak ditemukan. Hadapkan wajah Anda ke kamera, tanpa masker atau kacamata hitam.",
             "No face was found. Face the camera, without a mask or sunglasses.",
