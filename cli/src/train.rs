@@ -217,6 +217,9 @@ fn standardisation(x: &[Vec<f32>], dim: usize) -> (Vec<f32>, Vec<f32>) {
     (mean.into_iter().map(|m| m as f32).collect(), scale)
 }
 
+/// Examples per partial gradient sum in [`logistic`].
+const GRADIENT_CHUNK: usize = 256;
+
 /// Class-balanced, L2-regularised logistic regression by full-batch Adam; returns (weights, bias).
 fn logistic(z: &[&[f32]], y: &[bool], region: &[bool], lambda: f64, steps: usize) -> (Vec<f32>, f32) {
     let dim = z[0].len();
@@ -227,25 +230,27 @@ fn logistic(z: &[&[f32]], y: &[bool], region: &[bool], lambda: f64, steps: usize
     let (mut m, mut v) = (vec![0f64; dim + 1], vec![0f64; dim + 1]);
     let (lr, b1, b2) = (0.05, 0.9, 0.999);
     for step in 1..=steps {
-        let grads: Vec<f64> = z
-            .par_iter()
-            .zip(y)
-            .map(|(x, &label)| {
-                let s = w[dim] + x.iter().zip(&w).map(|(a, b)| f64::from(*a) * b).sum::<f64>();
-                let p = 1.0 / (1.0 + (-s).exp());
-                let weight = if label { wp } else { wn };
-                let e = weight * (p - f64::from(u8::from(label)));
-                let mut g: Vec<f64> = x.iter().map(|a| e * f64::from(*a)).collect();
-                g.push(e);
+        // Partial sums over fixed chunks, added in order: the same model from the same data on
+        // every run, whatever the thread count or scheduling.
+        let partial: Vec<Vec<f64>> = z
+            .par_chunks(GRADIENT_CHUNK)
+            .zip(y.par_chunks(GRADIENT_CHUNK))
+            .map(|(xs, labels)| {
+                let mut g = vec![0f64; dim + 1];
+                for (x, &label) in xs.iter().zip(labels) {
+                    let s = w[dim] + x.iter().zip(&w).map(|(a, b)| f64::from(*a) * b).sum::<f64>();
+                    let p = 1.0 / (1.0 + (-s).exp());
+                    let e = if label { wp } else { wn } * (p - f64::from(u8::from(label)));
+                    g.iter_mut().zip(x.iter()).for_each(|(g, a)| *g += e * f64::from(*a));
+                    g[dim] += e;
+                }
                 g
             })
-            .reduce(
-                || vec![0f64; dim + 1],
-                |mut a, b| {
-                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            );
+            .collect();
+        let mut grads = vec![0f64; dim + 1];
+        for g in partial {
+            grads.iter_mut().zip(g).for_each(|(a, b)| *a += b);
+        }
         for k in 0..=dim {
             if k < dim && !region[k] {
                 continue;
