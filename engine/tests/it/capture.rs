@@ -192,7 +192,7 @@ fn the_quality_score_falls_with_blur_and_with_a_mask() {
 }
 
 fn gallery() -> (tempfile::TempDir, Gallery) {
-    gallery_with(false)
+    gallery_with(engine().config().refuse_eyeglasses)
 }
 
 fn gallery_with(refuse_eyeglasses: bool) -> (tempfile::TempDir, Gallery) {
@@ -282,8 +282,8 @@ fn registration_refuses_a_masked_id_photo_and_a_photo_of_the_id_photo() {
     assert!(!live.analysis.quality.issues.contains(&QualityIssue::PhotoOfIdPhoto));
 }
 
-/// Clear glasses are reported in registration mode, and refuse a selfie once the operator sets
-/// `refuse_eyeglasses`; an ID photo with them is enrolled either way.
+/// Clear glasses refuse a selfie in registration mode with `refuse_eyeglasses` (the default) and are
+/// only reported without it; an ID photo with them is enrolled either way.
 #[test]
 fn eyeglasses_refuse_a_selfie_only_when_the_operator_asks() {
     let (file, _, _) = assessed()
